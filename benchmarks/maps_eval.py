@@ -1,0 +1,69 @@
+"""Evaluate a photo -> map run on the maps val split with the literature's protocol.
+
+    python benchmarks/maps_eval.py RUN_DIR [--data ../shared/data/maps] [--grid OUT.png]
+
+Prints per-pixel accuracy and RMSE (GcGAN protocol: output and target resized to 256x256;
+a pixel is correct when max(|dR|, |dG|, |dB|) < 5), next to the floor that a constant image of
+the median map colour (232, 228, 223) scores, and writes a grid of val translations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import i2i
+from i2i.data.paired import PairedDataset
+from i2i.metrics import evaluate_paired, pixel_accuracy, rmse
+from i2i.metrics.paired import to_uint8
+from i2i.train import load_run_config
+from i2i.train.monitor import sample_grid
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/maps"))
+    parser.add_argument("--grid", type=Path, default=None, help="write a val grid PNG here")
+    args = parser.parse_args()
+    if not (args.data / "val").is_dir():
+        raise SystemExit(f"{args.data}/val not found: pass --data pointing at the maps dataset")
+
+    cfg = load_run_config(args.run).data
+    cfg.root = str(args.data)
+    val = PairedDataset(cfg, "val", train=False)
+    model = i2i.load(args.run)
+    started = time.perf_counter()
+    scores = evaluate_paired(model, val, size=256, progress=False)
+    seconds = time.perf_counter() - started
+
+    floor = np.empty((256, 256, 3), np.uint8)
+    floor[:] = (232, 228, 223)
+    targets = [to_uint8(val.raw_target(i), 256) for i in range(len(val))]
+    floor_acc = np.mean([pixel_accuracy(floor, t) for t in targets])
+    floor_rmse = np.mean([rmse(floor, t) for t in targets])
+
+    print(f"maps val, {scores.count} images, direction {cfg.direction}, model {args.run}")
+    print(f"{'':24s}{'pixel acc':>10s}{'RMSE':>8s}")
+    print(f"{'model':24s}{scores.pixel_accuracy:10.3f}{scores.rmse:8.2f}")
+    print(f"{'constant-colour floor':24s}{floor_acc:10.3f}{floor_rmse:8.2f}")
+    print(f"evaluation took {seconds:.1f} s on {model.device}")
+
+    if args.grid:
+        items = [val[i] for i in range(6)]
+        inputs = torch.stack([it["A"] for it in items])
+        with torch.no_grad():
+            outputs = model.translate_tensor(inputs).cpu()
+        grid = sample_grid([inputs, outputs, torch.stack([it["B"] for it in items])])
+        from torchvision.utils import save_image
+
+        save_image(grid, args.grid)
+        print(f"grid (input | output | target): {args.grid}")
+
+
+if __name__ == "__main__":
+    main()

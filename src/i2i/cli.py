@@ -1,0 +1,282 @@
+"""The ``i2i`` command: parses options and calls the library. No logic of its own."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+import yaml
+
+from i2i.config import ConfigError, RunConfig, from_dict, set_dotted, to_dict
+
+app = typer.Typer(
+    help="Image-to-image translation with GANs: train, watch, translate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Make and convert datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Show errors caused by the user's input as one clear line, without a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from i2i.data.images import BadImageError, DataError
+        from i2i.train.checkpoint import CheckpointError
+        from i2i.train.loop import TrainingDiverged
+
+        try:
+            return fn(*args, **kwargs)
+        except (
+            ConfigError,
+            DataError,
+            BadImageError,
+            CheckpointError,
+            TrainingDiverged,
+            FileExistsError,
+            FileNotFoundError,
+        ) as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# Options of `i2i train`, by the config field each one sets.
+TRAIN_FLAGS = {
+    "data": "data.root",
+    "layout": "data.layout",
+    "direction": "data.direction",
+    "preprocess": "data.preprocess",
+    "load_size": "data.load_size",
+    "crop_size": "data.crop_size",
+    "flip": "data.flip",
+    "input_nc": "data.input_nc",
+    "output_nc": "data.output_nc",
+    "skip_bad": "data.skip_bad",
+    "num_workers": "data.num_workers",
+    "generator": "model.generator.kind",
+    "ngf": "model.generator.ngf",
+    "depth": "model.generator.depth",
+    "skip": "model.generator.skip",
+    "dropout": "model.generator.dropout",
+    "disc": "model.discriminator.kind",
+    "disc_layers": "model.discriminator.n_layers",
+    "ndf": "model.discriminator.ndf",
+    "gan_mode": "model.gan_mode",
+    "recon_loss": "model.recon_loss",
+    "recon_mix": "model.recon_mix",
+    "lambda_recon": "model.lambda_recon",
+    "init": "model.init",
+    "out": "train.out",
+    "epochs": "train.epochs",
+    "epochs_decay": "train.epochs_decay",
+    "max_steps": "train.max_steps",
+    "batch_size": "train.batch_size",
+    "lr": "train.lr",
+    "seed": "train.seed",
+    "device": "train.device",
+    "save_every": "train.save_every",
+    "log_every": "train.log_every",
+    "image_every": "train.image_every",
+}
+
+
+def build_config(
+    config_file: Path | None, flags: dict[str, Any], sets: list[str], base: RunConfig | None = None
+) -> RunConfig:
+    """Defaults (or ``base``) <- YAML file <- flags <- ``--set key=value`` overrides."""
+    data = to_dict(base or RunConfig())
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"{config_file}: config file not found")
+        data = to_dict(from_dict(RunConfig, yaml.safe_load(config_file.read_text()) or {}))
+    for name, value in flags.items():
+        if value is not None:
+            set_dotted(data, TRAIN_FLAGS[name], value)
+    for item in sets:
+        key, eq, raw = item.partition("=")
+        if not eq:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.lr=1e-4")
+        set_dotted(data, key.strip(), yaml.safe_load(raw))
+    return from_dict(RunConfig, data)
+
+
+@app.command()
+@user_errors
+def train(
+    data: str = typer.Option(None, help="Paired dataset: folder (side-by-side or A/ B/) or .npz."),
+    out: str = typer.Option(None, help="Run folder to write [runs/pix2pix]."),
+    config: Path = typer.Option(None, help="YAML config (see a run's config.yaml)."),
+    resume: Path = typer.Option(None, help="Continue the run in this folder where it stopped."),
+    layout: str = typer.Option(None, help="auto | side_by_side | ab_folders | npz"),
+    direction: str = typer.Option(None, help="AtoB | BtoA"),
+    preprocess: str = typer.Option(None, help="resize_and_crop | resize | none"),
+    load_size: int = typer.Option(None, help="Resize before the random crop [286]."),
+    crop_size: int = typer.Option(None, help="Training crop; eval resizes to it [256]."),
+    flip: bool = typer.Option(None, "--flip/--no-flip", help="Random horizontal flip [on]."),
+    input_nc: int = typer.Option(None, help="Input channels, 1 or 3 [3]."),
+    output_nc: int = typer.Option(None, help="Output channels, 1 or 3 [3]."),
+    skip_bad: bool = typer.Option(None, "--skip-bad", help="Skip unreadable images, warn."),
+    num_workers: int = typer.Option(None, help="Data-loading worker processes [0]."),
+    generator: str = typer.Option(None, help="unet_256 | unet_128 | resnet_9blocks | ..."),
+    ngf: int = typer.Option(None, help="Generator width [64]."),
+    depth: int = typer.Option(None, help="U-Net downsamplings / ResNet blocks."),
+    skip: bool = typer.Option(None, "--skip/--no-skip", help="U-Net skips [on]."),
+    dropout: float = typer.Option(None, help="Generator dropout [0.5]."),
+    disc: str = typer.Option(None, help="patch | pixel"),
+    disc_layers: int = typer.Option(None, help="PatchGAN layers: 1=16px 3=70px 5=286px."),
+    ndf: int = typer.Option(None, help="Discriminator width [64]."),
+    norm: str = typer.Option(None, help="instance | batch | none (both networks)."),
+    gan_mode: str = typer.Option(None, help="vanilla | lsgan | hinge | wgan-gp"),
+    recon_loss: str = typer.Option(None, help="l1 | l2 | l1+l2"),
+    recon_mix: float = typer.Option(None, help="L1 weight in l1+l2 [0.5]."),
+    lambda_recon: float = typer.Option(None, help="Reconstruction weight [100]."),
+    init: str = typer.Option(None, help="normal | xavier | kaiming | orthogonal"),
+    epochs: int = typer.Option(None, help="Epochs at the initial lr [100]."),
+    epochs_decay: int = typer.Option(None, help="Epochs of linear lr decay [100]."),
+    max_steps: int = typer.Option(None, help="Stop after this many steps."),
+    batch_size: int = typer.Option(None, help="[1]"),
+    lr: float = typer.Option(None, help="Adam learning rate [2e-4]."),
+    seed: int = typer.Option(None, help="[0]"),
+    device: str = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
+    save_every: int = typer.Option(None, help="Steps between checkpoints [1000]."),
+    log_every: int = typer.Option(None, help="Steps between logged losses [10]."),
+    image_every: int = typer.Option(None, help="Steps between sample grids [500]."),
+    set_: list[str] = typer.Option([], "--set", help="Any option as KEY=VALUE (repeatable)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Train a pix2pix model on a paired dataset."""
+    from i2i.train import load_run_config
+    from i2i.train import train as run_training
+
+    flags = {k: v for k, v in locals().items() if k in TRAIN_FLAGS}
+    sets = list(set_)
+    if norm is not None:
+        sets += [f"model.generator.norm={norm}", f"model.discriminator.norm={norm}"]
+    if resume is not None:
+        changed = [
+            k
+            for k, v in flags.items()
+            if v is not None and not (TRAIN_FLAGS[k].startswith("train.") or k == "num_workers")
+        ]
+        if config is not None or changed or any(not s.startswith("train.") for s in sets):
+            raise ConfigError(
+                f"--resume continues {resume} with its own config.yaml; only training-length "
+                f"and logging options (train.*) can change, not {changed or 'the model or data'}"
+            )
+        cfg = build_config(None, flags, sets, base=load_run_config(resume))
+        cfg.train.out = str(resume)
+    else:
+        if data is None and config is None:
+            raise ConfigError("give the dataset with --data DIR (or a --config file)")
+        cfg = build_config(config, flags, sets)
+    result = run_training(cfg, resume=resume is not None, progress=progress)
+    run = result.run_dir
+    typer.echo(f"\ntrained {result.step} steps in {result.seconds:.0f} s; run folder: {run}")
+    typer.echo(f"  samples (input | output | target): {run / 'samples.png'}")
+    typer.echo(f"  loss curves: {run / 'loss_curves.png'}")
+    typer.echo(f"  checkpoint: {result.checkpoint}")
+    typer.echo(f"  TensorBoard: tensorboard --logdir {run / 'tensorboard'}")
+    typer.echo(f"  translate: i2i translate {run} IMAGES_OR_FOLDERS --out translated/")
+
+
+@app.command()
+@user_errors
+def translate(
+    checkpoint: Path = typer.Argument(..., help="Run folder or checkpoint folder."),
+    inputs: list[Path] = typer.Argument(..., help="Image files and/or folders."),
+    out: Path = typer.Option(..., help="Folder for the translated images."),
+    batch_size: int = typer.Option(8, help="Images per forward pass."),
+    input_half: str = typer.Option(None, help="left | right: translate one half of A|B pairs."),
+    image_format: str = typer.Option("png", "--format", help="png | jpg"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable images, warn."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Translate images of any size with a trained model."""
+    import i2i
+    from i2i.infer import translate_files
+
+    if input_half not in (None, "left", "right"):
+        raise ConfigError(f"--input-half must be left or right, got {input_half!r}")
+    if image_format not in ("png", "jpg"):
+        raise ConfigError(f"--format must be png or jpg, got {image_format!r}")
+    model = i2i.load(checkpoint, device=device)
+    written = translate_files(
+        model,
+        inputs,
+        out,
+        batch_size,
+        input_half,  # type: ignore[arg-type]
+        f".{image_format}",
+        skip_bad=skip_bad,
+        progress=progress,
+    )
+    typer.echo(f"translated {len(written)} image(s) into {out}")
+
+
+@data_app.command("synth")
+@user_errors
+def data_synth(
+    out: Path = typer.Option(..., help="Folder to write train/ and val/ into."),
+    n_train: int = typer.Option(400, help="Training pairs."),
+    n_val: int = typer.Option(50, help="Validation pairs."),
+    size: int = typer.Option(64, help="Side of each square image, px."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Write the built-in synthetic paired dataset (label maps -> renderings)."""
+    from i2i.data.synth import write_synthetic
+
+    write_synthetic(out, n_train, n_val, size, seed)
+    typer.echo(f"wrote {n_train} training and {n_val} validation pairs to {out}")
+
+
+@data_app.command("prepare")
+@user_errors
+def data_prepare(
+    source: Path = typer.Argument(..., help="Paired dataset (side-by-side, A/ B/, or .npz)."),
+    out: Path = typer.Option(..., help="Output folder."),
+    to: str = typer.Option("side_by_side", help="side_by_side | npz"),
+    split: str = typer.Option(None, help="Fractions train,val,test, e.g. 0.8,0.1,0.1."),
+    size: int = typer.Option(None, help="Resize each image to SIZE x SIZE."),
+    seed: int = typer.Option(0, help="Shuffle seed for --split."),
+    npz_keys: str = typer.Option("arr_0,arr_1", help="Source,target array names in a .npz."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable images, warn."),
+) -> None:
+    """Combine A/ B/ folders into side-by-side pairs, split, resize, or write .npz archives."""
+    from i2i.data.prepare import parse_fractions, prepare
+
+    if to not in ("side_by_side", "npz"):
+        raise ConfigError(f"--to must be side_by_side or npz, got {to!r}")
+    keys = tuple(npz_keys.split(","))
+    if len(keys) != 2:
+        raise ConfigError(f"--npz-keys needs two names, got {npz_keys!r}")
+    fractions = parse_fractions(split) if split else None
+    counts = prepare(source, out, to, fractions, size, seed, skip_bad, keys)  # type: ignore[arg-type]
+    typer.echo(f"wrote {counts} pairs to {out}")
+
+
+@app.command()
+@user_errors
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), help="Run folder (a free name is picked)."),
+    data: Path = typer.Option(Path("data/synth"), help="Where the synthetic data goes."),
+    steps: int = typer.Option(600, help="Training steps (about 2 minutes on 2 CPU cores)."),
+) -> None:
+    """Train a small pix2pix on built-in synthetic data: the whole workflow in minutes."""
+    from i2i.demo import run_demo
+
+    run_demo(out, data, steps)
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

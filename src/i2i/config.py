@@ -1,0 +1,214 @@
+"""Typed configuration: every option of a run, as nested dataclasses.
+
+A run's whole config is written to ``config.yaml`` in its run folder and read back on resume.
+``from_dict`` checks every key and value, so a typo in a YAML file or a ``--set`` override is an
+error that names the field instead of a silently ignored option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+Layout = Literal["auto", "side_by_side", "ab_folders", "npz"]
+Direction = Literal["AtoB", "BtoA"]
+Preprocess = Literal["resize_and_crop", "resize", "none"]
+Norm = Literal["instance", "batch", "none"]
+Init = Literal["normal", "xavier", "kaiming", "orthogonal"]
+GanMode = Literal["vanilla", "lsgan", "hinge", "wgan-gp"]
+ReconLoss = Literal["l1", "l2", "l1+l2"]
+GeneratorKind = Literal["unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks"]
+DiscriminatorKind = Literal["patch", "pixel"]
+
+
+class ConfigError(ValueError):
+    """A config value is missing, misspelled or out of range; the message names the field."""
+
+
+@dataclass
+class DataConfig:
+    """Where the pairs come from and how they are preprocessed."""
+
+    root: str = ""  # dataset folder (with train/ val/ ...) or a .npz file
+    layout: Layout = "auto"  # side_by_side: A|B in one image; ab_folders: A/ and B/; npz
+    direction: Direction = "AtoB"
+    preprocess: Preprocess = "resize_and_crop"
+    load_size: int = 286  # resize to this before the random crop (resize_and_crop)
+    crop_size: int = 256  # training crop; eval/test resize straight to it
+    flip: bool = True  # random horizontal flip, the same for both images of a pair
+    input_nc: int = 3
+    output_nc: int = 3
+    npz_keys: list[str] = field(default_factory=lambda: ["arr_0", "arr_1"])
+    train_split: str = "train"
+    val_split: str = "val"
+    skip_bad: bool = False  # skip unreadable files with a warning instead of stopping
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("input_nc", "output_nc"):
+            if getattr(self, name) not in (1, 3):
+                raise ConfigError(f"data.{name} must be 1 or 3, got {getattr(self, name)}")
+        if self.crop_size < 1 or self.load_size < 1:
+            raise ConfigError("data.crop_size and data.load_size must be positive")
+        if self.preprocess == "resize_and_crop" and self.crop_size > self.load_size:
+            raise ConfigError(
+                f"data.crop_size ({self.crop_size}) is larger than data.load_size "
+                f"({self.load_size}); a crop must fit inside the resized image"
+            )
+        if len(self.npz_keys) != 2:
+            raise ConfigError(f"data.npz_keys must name two arrays, got {self.npz_keys}")
+
+
+@dataclass
+class GeneratorConfig:
+    kind: GeneratorKind = "unet_256"
+    ngf: int = 64  # width: channels of the first layer
+    norm: Norm = "instance"
+    dropout: float = 0.5  # U-Net decoder / ResNet block dropout; 0 disables it
+    skip: bool = True  # U-Net skip connections; False is the paper's encoder-decoder ablation
+    depth: int | None = None  # U-Net downsamplings or ResNet blocks; None keeps the kind's own
+
+
+@dataclass
+class DiscriminatorConfig:
+    kind: DiscriminatorKind = "patch"
+    n_layers: int = 3  # PatchGAN receptive field: 1 -> 16 px, 3 -> 70 px, 5 -> 286 px
+    ndf: int = 64
+    norm: Norm = "instance"
+
+
+@dataclass
+class Pix2PixConfig:
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    gan_mode: GanMode = "vanilla"
+    recon_loss: ReconLoss = "l1"
+    recon_mix: float = 0.5  # with l1+l2: weight of L1; L2 gets 1 - recon_mix
+    lambda_recon: float = 100.0
+    lambda_gp: float = 10.0  # gradient-penalty weight, used by wgan-gp only
+    init: Init = "normal"
+    init_gain: float = 0.02
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.recon_mix <= 1.0:
+            raise ConfigError(f"model.recon_mix must lie in [0, 1], got {self.recon_mix}")
+
+
+@dataclass
+class TrainConfig:
+    out: str = "runs/pix2pix"  # run folder: config, checkpoints, logs, pictures
+    epochs: int = 100  # epochs at the initial learning rate
+    epochs_decay: int = 100  # epochs of linear decay to zero after that
+    max_steps: int | None = None  # stop early after this many steps (None: run all epochs)
+    batch_size: int = 1
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    seed: int = 0
+    device: str = "auto"  # auto picks cuda when present, else cpu
+    save_every: int = 1000  # steps between checkpoints (one is always written at the end)
+    keep: int = 3  # step checkpoints kept on disk (older ones are pruned)
+    log_every: int = 10  # steps between logged scalars
+    image_every: int = 500  # steps between sample grids
+    num_samples: int = 4  # rows in a sample grid
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.epochs_decay < 0 or self.epochs + self.epochs_decay == 0:
+            raise ConfigError("train.epochs + train.epochs_decay must be at least 1")
+        for name in ("batch_size", "save_every", "log_every", "image_every", "keep"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass
+class RunConfig:
+    """Everything a training run needs; written to ``RUN/config.yaml``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: Pix2PixConfig = field(default_factory=Pix2PixConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+T = TypeVar("T")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type[T], data: Any, path: str = "") -> T:
+    """Build dataclass ``cls`` from plain data, checking each key and value against its type.
+
+    Hand-written (about 50 lines) rather than a dependency: the standard library's dataclasses
+    plus ``typing`` introspection cover our types, and the errors name the dotted field path.
+    """
+    where = path or "config"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown option(s) {unknown}; known: {sorted(known)}")
+    hints = get_type_hints(cls)
+    kwargs = {
+        name: _coerce(hints[name], value, f"{path}.{name}" if path else name)
+        for name, value in data.items()
+    }
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # pragma: no cover - a required field without default
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)  # type: ignore[arg-type]
+    if origin is Literal:
+        if value not in get_args(tp):
+            choices = ", ".join(map(str, get_args(tp)))
+            raise ConfigError(f"{path}: {value!r} is not one of {choices}")
+        return value
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, path)
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        (item,) = get_args(tp)
+        return [_coerce(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected a whole number, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected text, got {value!r}")
+        return value
+    raise ConfigError(f"{path}: unsupported type {tp}")  # pragma: no cover
+
+
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``data['train']['lr'] = value`` from ``'train.lr'``; the key must already exist."""
+    *parents, leaf = dotted.split(".")
+    node = data
+    for i, key in enumerate(parents):
+        if not isinstance(node.get(key), dict):
+            raise ConfigError(f"{'.'.join(parents[: i + 1])}: no such config section")
+        node = node[key]
+    if leaf not in node:
+        raise ConfigError(f"{dotted}: no such option; known: {sorted(node)}")
+    node[leaf] = value

@@ -1,0 +1,214 @@
+"""Translate images with a trained generator: ``Translator.load(path)(image)``.
+
+Inputs of any size work: the image is padded (reflection) up to the multiple the generator needs,
+translated, and cropped back. The network runs in eval mode, so dropout is off and the result is
+deterministic (batch norm, if used, applies its running statistics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from i2i.config import GeneratorConfig, from_dict
+from i2i.data.images import (
+    BadImageError,
+    DataError,
+    array_to_pil,
+    list_images,
+    match_channels,
+    open_image,
+    pil_to_array,
+    uint_array_to_float,
+)
+from i2i.nets import Generator, build_generator
+from i2i.train.checkpoint import load_weights, read_description, resolve_checkpoint
+from i2i.train.loop import pick_device
+
+Half = Literal["left", "right"]
+
+
+class Translator:
+    """A trained generator ready to translate.
+
+    Call it with a PIL image (returns a PIL image), a uint8/uint16 numpy array HxW or HxWxC
+    (returns uint8 HxWxC), a float tensor in [0, 1] shaped CxHxW or NxCxHxW (returns the same
+    layout in [0, 1]), or a list of any of these (translated in batches, returns a list).
+    """
+
+    def __init__(
+        self,
+        net: Generator,
+        device: torch.device | str = "cpu",
+        input_channels: int = 3,
+        description: dict[str, Any] | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.net = net.to(self.device).eval()
+        self.input_channels = input_channels
+        self.size_multiple = net.size_multiple
+        self.description = description or {}
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> Translator:
+        ckpt = resolve_checkpoint(path)
+        desc = read_description(ckpt)
+        net_name = desc["translate"]["net"]
+        spec = desc["nets"][net_name]
+        net = build_generator(
+            from_dict(GeneratorConfig, spec["config"], f"{net_name}.config"),
+            spec["in_channels"],
+            spec["out_channels"],
+        )
+        net.load_state_dict(load_weights(ckpt, net_name))
+        return cls(net, pick_device(device), spec["in_channels"], desc)
+
+    # -- tensors -------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def translate_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """NxCxHxW in [-1, 1] -> NxC'xHxW in [-1, 1], any H and W."""
+        h, w = x.shape[-2:]
+        m = self.size_multiple
+        pad_h, pad_w = (-h) % m, (-w) % m
+        x = x.to(self.device, torch.float32)
+        if pad_h or pad_w:
+            # reflection needs the pad to be smaller than the side; tiny images replicate instead
+            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        return self.net(x)[..., :h, :w]
+
+    def translate_arrays(
+        self, arrays: Sequence[np.ndarray], batch_size: int = 8
+    ) -> list[np.ndarray]:
+        """Float HxWxC arrays in [0, 1] -> translated float arrays, batching equal sizes."""
+        out: list[np.ndarray | None] = [None] * len(arrays)
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for i, a in enumerate(arrays):
+            by_size.setdefault(a.shape, []).append(i)
+        for indices in by_size.values():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                x = torch.from_numpy(np.stack([arrays[i] for i in chunk])).permute(0, 3, 1, 2)
+                y = (self.translate_tensor(x * 2 - 1) + 1) / 2
+                for i, yi in zip(
+                    chunk, y.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy(), strict=True
+                ):
+                    out[i] = yi
+        return [a for a in out if a is not None]
+
+    # -- user-facing types ----------------------------------------------------------------------
+    def __call__(self, image: Any, batch_size: int = 8) -> Any:
+        if isinstance(image, list | tuple):
+            arrays = [self._to_array(im) for im in image]
+            results = self.translate_arrays(arrays, batch_size)
+            return [self._from_array(r, im) for r, im in zip(results, image, strict=True)]
+        if isinstance(image, torch.Tensor) and image.ndim == 4:
+            x = image.float() * 2 - 1
+            return ((self.translate_tensor(x) + 1) / 2).clamp(0, 1).to(image.device)
+        (result,) = self.translate_arrays([self._to_array(image)], batch_size)
+        return self._from_array(result, image)
+
+    def _to_array(self, image: Any) -> np.ndarray:
+        if isinstance(image, Image.Image):
+            return pil_to_array(image, self.input_channels)
+        if isinstance(image, np.ndarray):
+            if image.dtype.kind == "f":
+                arr = image[..., None] if image.ndim == 2 else image
+                return _match(arr.astype(np.float32), self.input_channels)
+            return uint_array_to_float(image, "array", self.input_channels)
+        if isinstance(image, torch.Tensor) and image.ndim == 3:
+            return _match(
+                image.detach().float().permute(1, 2, 0).cpu().numpy(), self.input_channels
+            )
+        raise TypeError(
+            f"cannot translate a {type(image).__name__}; pass a PIL image, a numpy array, "
+            "a CxHxW / NxCxHxW tensor in [0, 1], or a list of these"
+        )
+
+    @staticmethod
+    def _from_array(result: np.ndarray, like: Any) -> Any:
+        if isinstance(like, Image.Image):
+            return array_to_pil(result)
+        if isinstance(like, np.ndarray):
+            return (result * 255.0 + 0.5).astype(np.uint8)
+        return torch.from_numpy(result).permute(2, 0, 1)
+
+
+def _match(arr: np.ndarray, channels: int) -> np.ndarray:
+    return match_channels(np.clip(arr, 0.0, 1.0), channels)
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given, folders as the images directly inside them."""
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files += list_images(p)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such file or folder")
+    return files
+
+
+def read_input(path: Path, channels: int, half: Half | None) -> np.ndarray:
+    im = open_image(path)
+    if half is not None:
+        w, h = im.size
+        im = im.crop((0, 0, w // 2, h) if half == "left" else (w // 2, 0, w, h))
+    return pil_to_array(im, channels, path)
+
+
+def translate_files(
+    translator: Translator,
+    inputs: Iterable[str | Path],
+    out_dir: str | Path,
+    batch_size: int = 8,
+    half: Half | None = None,
+    suffix: str = ".png",
+    skip_bad: bool = False,
+    progress: bool = True,
+) -> list[Path]:
+    """Translate image files and folders into ``out_dir`` (same stem, ``suffix``)."""
+    files = expand_inputs(inputs)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stems = [f.stem for f in files]
+    dupes = {s for s in stems if stems.count(s) > 1}
+    if dupes:
+        raise DataError(f"several inputs would be written as {sorted(dupes)[:5]} in {out_dir}")
+    written: list[Path] = []
+    with tqdm(total=len(files), disable=not progress, unit="img") as bar:
+        for chunk in _chunks(files, batch_size):
+            arrays, kept = [], []
+            for f in chunk:
+                try:
+                    arrays.append(read_input(f, translator.input_channels, half))
+                    kept.append(f)
+                except BadImageError as exc:
+                    if not skip_bad:
+                        raise BadImageError(
+                            exc.path, f"{exc.problem}; pass --skip-bad to skip it"
+                        ) from None
+                    tqdm.write(f"skipped {exc}")
+            for f, result in zip(
+                kept, translator.translate_arrays(arrays, batch_size), strict=True
+            ):
+                target = out_dir / (f.stem + suffix)
+                array_to_pil(result).save(target)
+                written.append(target)
+            bar.update(len(chunk))
+    return written
+
+
+def _chunks(items: Sequence[Path], n: int) -> Iterator[Sequence[Path]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]

@@ -1,0 +1,259 @@
+"""The training loop, top to bottom: data, model, optimizers, resume, then steps.
+
+Every ``log_every`` steps the losses go to TensorBoard and ``metrics.jsonl``; every
+``image_every`` steps a sample grid is saved; every ``save_every`` steps (and at the end) an
+atomic checkpoint. A resumed run restores weights, optimizers, the step and the RNG, and the
+data order is a function of (seed, epoch), so it continues the same loss trajectory.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch.utils.data import DataLoader, default_collate
+from tqdm import tqdm
+
+from i2i import __version__
+from i2i.config import RunConfig, from_dict, to_dict
+from i2i.data.paired import EpochSampler, PairedDataset, open_split
+from i2i.models import Pix2Pix
+from i2i.train.checkpoint import (
+    FORMAT,
+    LATEST,
+    VERSION,
+    load_trainer_state,
+    load_weights,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from i2i.train.monitor import RunMonitor, plot_loss_curves
+
+log = logging.getLogger("i2i")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is kept untouched."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    checkpoint: Path
+    step: int
+    seconds: float
+    last_losses: dict[str, float]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a run folder (no config.yaml)")
+    return from_dict(RunConfig, yaml.safe_load(path.read_text()))
+
+
+def lr_factor(step: int, steps_per_epoch: int, epochs: int, epochs_decay: int) -> float:
+    """Constant for ``epochs``, then linear decay over ``epochs_decay`` (as in pix2pix)."""
+    epoch = step / steps_per_epoch
+    return 1.0 - max(0.0, epoch - epochs) / (epochs_decay + 1)
+
+
+def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainResult:
+    run_dir = Path(cfg.train.out)
+    ckpt_root = run_dir / "checkpoints"
+    if not resume and (ckpt_root / LATEST).exists():
+        raise FileExistsError(
+            f"{run_dir} already holds a run; resume it with --resume {run_dir}, "
+            "or choose another --out"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    device = pick_device(cfg.train.device)
+    torch.manual_seed(cfg.train.seed)
+
+    # data: the training split, and fixed examples for sample grids (val split when present)
+    train_set = PairedDataset(cfg.data, cfg.data.train_split, train=True)
+    preview_set = open_split(cfg.data, cfg.data.val_split, train=False) or PairedDataset(
+        cfg.data, cfg.data.train_split, train=False
+    )
+    n_preview = min(cfg.train.num_samples, len(preview_set))
+    preview_batch = _to(default_collate([preview_set[i] for i in range(n_preview)]), device)
+
+    # model and optimizers
+    model = Pix2Pix(cfg.model, cfg.data.input_nc, cfg.data.output_nc).to(device)
+    model.check_image_size(*train_set[(0, 0)]["A"].shape[1:])
+    opt = model.make_optimizers(cfg.train)
+    bs = cfg.train.batch_size
+    steps_per_epoch = math.ceil(len(train_set) / bs)
+    total_epochs = cfg.train.epochs + cfg.train.epochs_decay
+    total_steps = steps_per_epoch * total_epochs
+    if cfg.train.max_steps is not None:
+        total_steps = min(total_steps, cfg.train.max_steps)
+
+    step = 0
+    if resume:
+        ckpt = resolve_checkpoint(run_dir)
+        state = load_trainer_state(ckpt)
+        model.load_state_dict(load_weights(ckpt))
+        for name, optimizer in opt.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        step = state["step"]
+        torch.set_rng_state(state["rng"]["torch"])
+        if device.type == "cuda" and state["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    monitor = RunMonitor(run_dir, resume_step=step)
+    log.info(
+        "%s run %s: %d pairs (%s), %d steps/epoch, %d steps in all, device %s",
+        "resuming" if resume else "starting",
+        run_dir,
+        len(train_set),
+        train_set.location.layout,
+        steps_per_epoch,
+        total_steps,
+        device,
+    )
+
+    def checkpoint() -> Path:
+        return save_checkpoint(
+            ckpt_root,
+            f"step_{step:08d}",
+            model.state_dict(),
+            describe(model, cfg, step),
+            trainer_state={
+                "step": step,
+                "optimizers": {k: o.state_dict() for k, o in opt.items()},
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+                },
+            },
+            keep=cfg.train.keep,
+        )
+
+    def samples() -> None:
+        model.eval()
+        columns = model.preview(preview_batch)
+        model.train()
+        monitor.samples(step, list(columns.values()), list(columns))
+
+    model.train()
+    losses: dict[str, float] = {}
+    last_saved = step if resume else -1
+    started, steps_done = time.perf_counter(), 0
+    bar = tqdm(
+        total=total_steps,
+        initial=step,
+        disable=not progress,
+        unit="step",
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )
+    try:
+        while step < total_steps:
+            epoch, offset = divmod(step, steps_per_epoch)
+            loader = DataLoader(
+                train_set,
+                batch_size=bs,
+                sampler=EpochSampler(len(train_set), cfg.train.seed, epoch, start=offset * bs),
+                num_workers=cfg.data.num_workers,
+                generator=torch.Generator().manual_seed(cfg.train.seed),
+                pin_memory=device.type == "cuda",
+            )
+            for batch in loader:
+                lr = cfg.train.lr * lr_factor(
+                    step, steps_per_epoch, cfg.train.epochs, cfg.train.epochs_decay
+                )
+                for optimizer in opt.values():
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                out = model.training_step(_to(batch, device), opt)
+                losses = {k: v.item() for k, v in out.items()}
+                bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+                if bad:
+                    raise TrainingDiverged(
+                        f"loss {', '.join(f'{k}={v}' for k, v in bad.items())} at step "
+                        f"{step + 1}: training stopped. The last good checkpoint "
+                        f"({_latest(ckpt_root)}) is untouched; resume from it with a lower "
+                        "learning rate (--lr) or another --gan-mode."
+                    )
+                step += 1
+                steps_done += 1
+                bar.update(1)
+                bar.set_postfix_str(
+                    f"epoch {epoch + 1}/{total_epochs} "
+                    + " ".join(f"{k}={v:.3f}" for k, v in losses.items()),
+                    refresh=False,
+                )
+                if step % cfg.train.log_every == 0 or step == total_steps:
+                    rate = steps_done * bs / (time.perf_counter() - started)
+                    monitor.scalars(step, {**losses, "lr": lr, "images_per_s": rate})
+                    log.info(
+                        "step %d epoch %d %s",
+                        step,
+                        epoch + 1,
+                        " ".join(f"{k}={v:.4f}" for k, v in losses.items()),
+                    )
+                if step % cfg.train.image_every == 0:
+                    samples()
+                if step % cfg.train.save_every == 0:
+                    checkpoint()
+                    last_saved = step
+                if step >= total_steps:
+                    break
+        final = checkpoint() if last_saved != step else ckpt_root / f"step_{step:08d}"
+        samples()
+        plot_loss_curves(monitor.metrics_file, run_dir / "loss_curves.png", title=str(run_dir))
+        elapsed = time.perf_counter() - started
+        log.info("finished at step %d in %.1f s; checkpoint %s", step, elapsed, final)
+    finally:
+        bar.close()
+        monitor.close()
+    return TrainResult(run_dir, final, step, elapsed, losses)
+
+
+def describe(model: Pix2Pix, cfg: RunConfig, step: int) -> dict[str, Any]:
+    """The checkpoint's ``model.json``: enough to rebuild and use the model without config.yaml."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "i2i_version": __version__,
+        "model": model.kind,
+        "step": step,
+        "nets": model.describe_nets(),
+        "translate": {
+            "net": "G",
+            "direction": cfg.data.direction,
+            "input_channels": cfg.data.input_nc,
+            "output_channels": cfg.data.output_nc,
+            "train_size": cfg.data.crop_size,
+        },
+        "normalization": "network pixels = 2x - 1 for image pixels x in [0, 1]; back: (y + 1) / 2",
+        "config": to_dict(cfg),
+    }
+
+
+def _latest(ckpt_root: Path) -> str:
+    pointer = ckpt_root / LATEST
+    return str(ckpt_root / pointer.read_text().strip()) if pointer.exists() else "none yet"
+
+
+def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {
+        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+        for k, v in batch.items()
+    }

@@ -1,0 +1,121 @@
+"""What a run shows while it learns: TensorBoard scalars and images, ``metrics.jsonl`` (one JSON
+line per logged step, the source of the loss-curve plot), ``train.log``, sample grids and the
+loss-curve PNG."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torchvision.utils import make_grid, save_image
+
+log = logging.getLogger("i2i")
+
+
+class RunMonitor:
+    def __init__(self, run_dir: Path, resume_step: int = 0) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
+
+        self.run_dir = run_dir
+        self.metrics_file = run_dir / "metrics.jsonl"
+        if resume_step:  # drop lines a killed run logged after its last checkpoint
+            _truncate_metrics(self.metrics_file, resume_step)
+        # purge_step hides TensorBoard events the killed run wrote past the checkpoint
+        self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step or None)
+        handler = logging.FileHandler(run_dir / "train.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        self._handler = handler
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            group = "loss" if name[0] in "DG" else "train"
+            self.tb.add_scalar(f"{group}/{name}", value, step)
+        with open(self.metrics_file, "a") as f:
+            f.write(json.dumps({"step": step, **values}) + "\n")
+
+    def samples(self, step: int, rows: Sequence[torch.Tensor], names: Sequence[str]) -> Path:
+        """Save a grid whose columns are ``names`` (e.g. input | output | target)."""
+        grid = sample_grid(rows)
+        out = self.run_dir / "samples" / f"step_{step:08d}.png"
+        out.parent.mkdir(exist_ok=True)
+        save_image(grid, out)
+        save_image(grid, self.run_dir / "samples.png")
+        self.tb.add_image("samples/" + "|".join(names), grid, step)
+        return out
+
+    def close(self) -> None:
+        self.tb.close()
+        log.removeHandler(self._handler)
+        self._handler.close()
+
+
+def sample_grid(columns: Sequence[torch.Tensor], min_side: int = 128) -> torch.Tensor:
+    """Images in [-1, 1] as a grid: one row per example, one column per tensor in ``columns``.
+
+    Tiles smaller than ``min_side`` are enlarged by a whole factor (nearest neighbour), so a grid
+    of 32 px images is still readable and its pixels stay honest.
+    """
+    n = columns[0].shape[0]
+    as_rgb = [c.expand(-1, 3, -1, -1) if c.shape[1] == 1 else c for c in columns]
+    tiles = torch.stack(as_rgb, dim=1).reshape(n * len(columns), 3, *columns[0].shape[2:])
+    factor = max(1, min_side // min(tiles.shape[-2:]))
+    if factor > 1:
+        tiles = torch.nn.functional.interpolate(tiles.float(), scale_factor=factor, mode="nearest")
+    return make_grid((tiles.float().cpu() + 1) / 2, nrow=len(columns), padding=2, pad_value=1.0)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in keep))
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_loss_curves(metrics_file: Path, out: Path, title: str = "") -> Path | None:
+    """One panel per loss, raw values faint and a moving average on top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(metrics_file)
+    names = [k for k in rows[0] if k[0] in "DG"] if rows else []
+    if not names:
+        return None
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    steps = [r["step"] for r in rows]
+    for ax, name in zip(axes[0], names, strict=True):
+        values = [r.get(name, float("nan")) for r in rows]
+        ax.plot(steps, values, alpha=0.3, color="C0", linewidth=0.8)
+        ax.plot(steps, _moving_average(values, max(1, len(values) // 20)), color="C0")
+        ax.set_title(name)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def _moving_average(values: list[float], window: int) -> list[float]:
+    out, acc = [], 0.0
+    for i, v in enumerate(values):
+        acc += v
+        if i >= window:
+            acc -= values[i - window]
+        out.append(acc / min(i + 1, window))
+    return out
