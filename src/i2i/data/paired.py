@@ -1,0 +1,347 @@
+"""Paired ("aligned") datasets in three layouts, found automatically.
+
+1. ``side_by_side``: one folder of images, A on the left half and B on the right (pix2pix's layout).
+2. ``ab_folders``: folders ``A/`` and ``B/`` whose files match by name (``a/x.jpg`` <-> ``b/x.png``).
+3. ``npz``: a NumPy archive with two image arrays (``arr_0`` sources, ``arr_1`` targets, uint8
+   NHWC, as in the popular Keras pix2pix tutorial; other keys by ``npz_keys``).
+
+Splits: ``ROOT/train`` (or ``ROOT/A/train`` + ``ROOT/B/train``, or ``ROOT/train.npz``); a root
+without split folders is used whole as the training split and has no validation split.
+"""
+
+from __future__ import annotations
+
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from i2i.config import DataConfig
+from i2i.data.images import (
+    IMAGE_EXTENSIONS,
+    BadImageError,
+    DataError,
+    image_size,
+    list_images,
+    open_image,
+    pil_to_array,
+    read_image,
+    uint_array_to_float,
+)
+from i2i.data.transforms import apply_paired, paired_transform
+
+SKIP_HINT = "fix or remove the file, or pass --skip-bad to skip unreadable files"
+
+
+class PairReader(Protocol):
+    """Where pairs come from: a count, a name per pair, and the two images as float arrays."""
+
+    def __len__(self) -> int: ...
+    def name(self, i: int) -> str: ...
+    def load(self, i: int, channels_a: int, channels_b: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+T = TypeVar("T")
+
+
+def screen(items: Sequence[T], check: Callable[[T], None], skip_bad: bool, what: str) -> list[T]:
+    """Keep the items that pass ``check``; a failure stops with its message unless skip_bad."""
+    good, bad = [], []
+    for item in items:
+        try:
+            check(item)
+            good.append(item)
+        except BadImageError as exc:
+            if not skip_bad:
+                raise BadImageError(exc.path, f"{exc.problem}; {SKIP_HINT}") from None
+            bad.append(exc)
+    if bad:
+        shown = "; ".join(str(e) for e in bad[:3])
+        warnings.warn(f"skipped {len(bad)} bad {what}(s) of {len(items)}: {shown}", stacklevel=2)
+    if not good:
+        raise DataError(f"no usable {what}s left after skipping {len(bad)} bad ones")
+    return good
+
+
+class SideBySideReader:
+    """Each file holds A on its left half and B on its right half."""
+
+    def __init__(self, folder: Path, skip_bad: bool = False) -> None:
+        self.files = screen(list_images(folder), self._check(skip_bad), skip_bad, "image")
+
+    @staticmethod
+    def _check(full: bool) -> Callable[[Path], None]:
+        def check(path: Path) -> None:
+            width, _ = image_size(path)
+            if width % 2:
+                raise BadImageError(
+                    path, f"width {width} is odd, so its A|B halves differ in size; "
+                    "a side-by-side pair is two halves of equal width"
+                )
+            if full:
+                open_image(path)
+
+        return check
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def name(self, i: int) -> str:
+        return self.files[i].name
+
+    def load(self, i: int, channels_a: int, channels_b: int) -> tuple[np.ndarray, np.ndarray]:
+        path = self.files[i]
+        im = _open_with_hint(path)
+        w, h = im.size
+        a = pil_to_array(im.crop((0, 0, w // 2, h)), channels_a, path)
+        b = pil_to_array(im.crop((w // 2, 0, w, h)), channels_b, path)
+        return a, b
+
+
+class FolderPairReader:
+    """Folders A/ and B/; files pair up by name without extension."""
+
+    def __init__(self, a_dir: Path, b_dir: Path, skip_bad: bool = False) -> None:
+        a_files = {p.stem: p for p in list_images(a_dir)}
+        b_files = {p.stem: p for p in list_images(b_dir)}
+        unmatched = sorted(set(a_files) ^ set(b_files))
+        if unmatched and not skip_bad:
+            raise DataError(
+                f"{len(unmatched)} file(s) in {a_dir} / {b_dir} have no partner of the same name "
+                f"(e.g. {unmatched[:5]}); pairs match by file name without extension. "
+                "Rename or remove them, or pass --skip-bad to skip them"
+            )
+        if unmatched:
+            warnings.warn(f"skipped {len(unmatched)} unmatched file(s): {unmatched[:5]}", stacklevel=2)
+        stems = sorted(set(a_files) & set(b_files))
+        pairs = [(a_files[s], b_files[s]) for s in stems]
+
+        def check(pair: tuple[Path, Path]) -> None:
+            size_a, size_b = image_size(pair[0]), image_size(pair[1])
+            if size_a != size_b:
+                raise BadImageError(
+                    pair[1], f"size {size_b[0]}x{size_b[1]} differs from its partner {pair[0]} "
+                    f"({size_a[0]}x{size_a[1]}); the two images of a pair must be the same size"
+                )
+            if skip_bad:
+                open_image(pair[0])
+                open_image(pair[1])
+
+        self.pairs = screen(pairs, check, skip_bad, "pair")
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def name(self, i: int) -> str:
+        return self.pairs[i][0].name
+
+    def load(self, i: int, channels_a: int, channels_b: int) -> tuple[np.ndarray, np.ndarray]:
+        a_path, b_path = self.pairs[i]
+        return _read_with_hint(a_path, channels_a), _read_with_hint(b_path, channels_b)
+
+
+class NpzReader:
+    """Two image arrays in one .npz archive, the i-th source paired with the i-th target."""
+
+    def __init__(self, path: Path, keys: Sequence[str]) -> None:
+        self.path = path
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                missing = [k for k in keys if k not in archive.files]
+                if missing:
+                    raise DataError(
+                        f"{path}: no array named {missing} (arrays: {archive.files}); "
+                        "name the source and target arrays with --npz-keys SRC,TGT"
+                    )
+                self.a, self.b = archive[keys[0]], archive[keys[1]]
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{path}: not a readable .npz archive ({exc})") from exc
+        for key, arr in zip(keys, (self.a, self.b), strict=True):
+            if arr.ndim not in (3, 4) or arr.dtype not in (np.uint8, np.uint16):
+                raise DataError(
+                    f"{path}: array {key!r} has shape {arr.shape} and dtype {arr.dtype}; "
+                    "expected uint8 or uint16 images shaped N x H x W (x C)"
+                )
+        if len(self.a) != len(self.b) or self.a.shape[1:3] != self.b.shape[1:3]:
+            raise DataError(
+                f"{path}: arrays {keys[0]!r} {self.a.shape} and {keys[1]!r} {self.b.shape} "
+                "must hold the same number of images of the same height and width"
+            )
+        if len(self.a) == 0:
+            raise DataError(f"{path}: the arrays hold no images")
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def name(self, i: int) -> str:
+        return f"{self.path.stem}_{i:05d}.png"
+
+    def load(self, i: int, channels_a: int, channels_b: int) -> tuple[np.ndarray, np.ndarray]:
+        src = f"{self.path}[{i}]"
+        return (
+            uint_array_to_float(self.a[i], src, channels_a),
+            uint_array_to_float(self.b[i], src, channels_b),
+        )
+
+
+def _open_with_hint(path: Path) -> Any:
+    try:
+        return open_image(path)
+    except BadImageError as exc:
+        raise BadImageError(exc.path, f"{exc.problem}; {SKIP_HINT}") from None
+
+
+def _read_with_hint(path: Path, channels: int) -> np.ndarray:
+    return pil_to_array(_open_with_hint(path), channels, path)
+
+
+@dataclass(frozen=True)
+class Location:
+    """A resolved dataset: its layout and the path(s) it reads."""
+
+    layout: str
+    paths: tuple[Path, ...]
+
+
+def locate(root: str | Path, split: str | None, layout: str = "auto") -> Location | None:
+    """Find ``split`` of the dataset at ``root``; None when that split does not exist.
+
+    A root without split folders is its own training split (``split`` is then ignored for
+    training, and there is no validation split).
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"{root}: dataset not found (expected a folder or a .npz file)")
+    if root.is_file():
+        if root.suffix.lower() != ".npz" and layout not in ("npz",):
+            raise DataError(f"{root}: a dataset is a folder or a .npz file")
+        return Location("npz", (root,)) if split in (None, "train") else None
+    candidates: list[Path | tuple[Path, Path]] = []
+    if split:
+        candidates += [
+            root / split,
+            (root / "A" / split, root / "B" / split),
+            root / f"{split}.npz",
+        ]
+    if split in (None, "train"):
+        candidates.append(root)
+    for cand in candidates:
+        found = _layout_of(cand, layout)
+        if found:
+            return found
+    if split in (None, "train"):
+        raise DataError(
+            f"{root}: no paired data found; expected side-by-side images, A/ and B/ folders "
+            f"or a .npz file, directly or in a '{split or 'train'}' split folder"
+        )
+    return None
+
+
+def _layout_of(cand: Path | tuple[Path, Path], layout: str) -> Location | None:
+    if isinstance(cand, tuple):
+        if cand[0].is_dir() and cand[1].is_dir() and layout in ("auto", "ab_folders"):
+            return Location("ab_folders", cand)
+        return None
+    if cand.is_file() and cand.suffix.lower() == ".npz" and layout in ("auto", "npz"):
+        return Location("npz", (cand,))
+    if not cand.is_dir():
+        return None
+    if (cand / "A").is_dir() and (cand / "B").is_dir() and layout in ("auto", "ab_folders"):
+        return Location("ab_folders", (cand / "A", cand / "B"))
+    has_images = any(p.suffix.lower() in IMAGE_EXTENSIONS for p in cand.iterdir())
+    if layout in ("auto", "side_by_side") and (has_images or layout == "side_by_side"):
+        return Location("side_by_side", (cand,))
+    return None
+
+
+def open_reader(loc: Location, cfg: DataConfig) -> PairReader:
+    if loc.layout == "npz":
+        return NpzReader(loc.paths[0], cfg.npz_keys)
+    if loc.layout == "ab_folders":
+        return FolderPairReader(loc.paths[0], loc.paths[1], cfg.skip_bad)
+    return SideBySideReader(loc.paths[0], cfg.skip_bad)
+
+
+class PairedDataset(Dataset[dict[str, Any]]):
+    """Pairs as ``{"A": input, "B": target, "name": str}``, tensors CxHxW in [-1, 1].
+
+    ``A`` is always the network's input: with ``direction='BtoA'`` the halves are swapped here,
+    so models never look at the direction. Indexing with ``(index, seed)`` (what
+    :class:`EpochSampler` yields) makes the random crop and flip a function of that seed alone,
+    so a resumed run sees exactly the augmentations an uninterrupted one would.
+    """
+
+    def __init__(self, cfg: DataConfig, split: str | None, train: bool) -> None:
+        loc = locate(cfg.root, split, cfg.layout)
+        if loc is None:
+            raise DataError(f"{cfg.root}: no '{split}' split found")
+        self.location = loc
+        self.reader = open_reader(loc, cfg)
+        self.cfg = cfg
+        self.transform = paired_transform(cfg, train)
+        ab = cfg.direction == "AtoB"
+        self.channels = (cfg.input_nc, cfg.output_nc) if ab else (cfg.output_nc, cfg.input_nc)
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def raw_target(self, index: int) -> np.ndarray:
+        """The target of pair ``index`` as stored (HxWxC float in [0, 1]), not preprocessed."""
+        a, b = self.reader.load(index, *self.channels)
+        return a if self.cfg.direction == "BtoA" else b
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        a, b = self.reader.load(index, *self.channels)
+        if self.cfg.direction == "BtoA":
+            a, b = b, a
+        ta = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
+        tb = torch.from_numpy(np.ascontiguousarray(b.transpose(2, 0, 1)))
+        ta, tb = apply_paired(self.transform, ta, tb, seed)
+        return {"A": ta * 2.0 - 1.0, "B": tb * 2.0 - 1.0, "name": self.reader.name(index)}
+
+
+def open_split(cfg: DataConfig, split: str, train: bool) -> PairedDataset | None:
+    """The dataset for ``split``, or None when the data has no such split."""
+    return PairedDataset(cfg, split, train) if locate(cfg.root, split, cfg.layout) else None
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Yields ``(index, augmentation_seed)`` in an order fixed by ``(seed, epoch)``.
+
+    ``start`` skips the first items of the epoch: a run resumed mid-epoch continues with
+    exactly the samples (and augmentations) the uninterrupted run would have used.
+    """
+
+    def __init__(self, n: int, seed: int, epoch: int, start: int = 0, shuffle: bool = True):
+        self.n, self.seed, self.epoch, self.start, self.shuffle = n, seed, epoch, start, shuffle
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        aug_seeds = rng.integers(0, 2**62, self.n)
+        for pos in range(self.start, self.n):
+            yield int(order[pos]), int(aug_seeds[pos])
+
+    def __len__(self) -> int:
+        return max(0, self.n - self.start)
+
+
+__all__ = [
+    "DataError",
+    "EpochSampler",
+    "FolderPairReader",
+    "Location",
+    "NpzReader",
+    "PairedDataset",
+    "SideBySideReader",
+    "locate",
+    "open_split",
+    "read_image",
+]

@@ -1,0 +1,127 @@
+"""``i2i data prepare``: convert a paired dataset between layouts, split it and resize it.
+
+Reads any layout :mod:`i2i.data.paired` reads (side-by-side folder, A/ + B/ folders, .npz) and
+writes side-by-side PNGs (``OUT/<split>/<name>.png``) or one archive per split
+(``OUT/<split>.npz`` with ``arr_0`` sources and ``arr_1`` targets, uint8 NHWC). A source that
+already has splits keeps them; a source without is shuffled (by seed) and split by fractions.
+Output is 8-bit RGB.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from i2i.config import ConfigError, DataConfig
+from i2i.data.images import DataError
+from i2i.data.paired import Location, PairReader, locate, open_reader
+
+OutFormat = Literal["side_by_side", "npz"]
+SPLITS = ("train", "val", "test")
+
+
+def parse_fractions(text: str) -> dict[str, float]:
+    """'0.8,0.1,0.1' -> {'train': 0.8, 'val': 0.1, 'test': 0.1}."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--split {text!r}: expected fractions like 0.8,0.1,0.1") from None
+    if not 1 <= len(values) <= 3 or any(v < 0 for v in values) or abs(sum(values) - 1) > 1e-6:
+        raise ConfigError(f"--split {text!r}: give up to three fractions (train,val,test) summing to 1")
+    return dict(zip(SPLITS, values, strict=False))
+
+
+def prepare(
+    source: str | Path,
+    out: str | Path,
+    to: OutFormat = "side_by_side",
+    fractions: dict[str, float] | None = None,
+    size: int | None = None,
+    seed: int = 0,
+    skip_bad: bool = False,
+    npz_keys: tuple[str, str] = ("arr_0", "arr_1"),
+    progress: bool = True,
+) -> dict[str, int]:
+    """Convert ``source`` into ``out``; returns the number of pairs written per split."""
+    cfg = DataConfig(root=str(source), skip_bad=skip_bad, npz_keys=list(npz_keys))
+    found = {s: loc for s in SPLITS if (loc := _split_location(cfg, s))}
+    plan: dict[str, tuple[PairReader, list[int]]] = {}
+    if found and fractions is None:
+        for split, loc in found.items():
+            reader = open_reader(loc, cfg)
+            plan[split] = (reader, list(range(len(reader))))
+    else:
+        loc = locate(source, None)
+        assert loc is not None
+        reader = open_reader(loc, cfg)
+        order = np.random.default_rng(seed).permutation(len(reader)).tolist()
+        fractions = fractions or {"train": 1.0}
+        start = 0
+        for i, (split, frac) in enumerate(fractions.items()):
+            end = len(order) if i == len(fractions) - 1 else start + round(frac * len(order))
+            if end > start:
+                plan[split] = (reader, sorted(order[start:end]))
+            start = end
+    counts = {}
+    for split, (reader, indices) in plan.items():
+        counts[split] = _write_split(reader, indices, Path(out), split, to, size, progress)
+    return counts
+
+
+def _split_location(cfg: DataConfig, split: str) -> Location | None:
+    loc = locate(cfg.root, split)
+    if loc is None or split != "train":
+        return loc
+    # a root without split folders answers 'train' with itself; that is not a real split
+    try:
+        whole = locate(cfg.root, None)
+    except DataError:  # the root holds only split folders
+        return loc
+    return None if loc == whole else loc
+
+
+def _write_split(
+    reader: PairReader,
+    indices: list[int],
+    out: Path,
+    split: str,
+    to: OutFormat,
+    size: int | None,
+    progress: bool,
+) -> int:
+    pairs_a, pairs_b = [], []
+    folder = out / split
+    if to == "side_by_side":
+        folder.mkdir(parents=True, exist_ok=True)
+    for i in tqdm(indices, desc=f"prepare {split}", disable=not progress, unit="pair"):
+        a, b = (_to_uint8(x, size) for x in reader.load(i, 3, 3))
+        if to == "side_by_side":
+            name = Path(reader.name(i)).stem + ".png"
+            Image.fromarray(np.concatenate([a, b], axis=1)).save(folder / name)
+        else:
+            pairs_a.append(a)
+            pairs_b.append(b)
+    if to == "npz":
+        shapes = {x.shape for x in pairs_a}
+        if len(shapes) > 1:
+            raise DataError(
+                f"images differ in size ({sorted(shapes)[:3]}...); an .npz holds one size: "
+                "pass --size N to resize them"
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(out / f"{split}.npz", arr_0=np.stack(pairs_a), arr_1=np.stack(pairs_b))
+    return len(indices)
+
+
+def _to_uint8(x: np.ndarray, size: int | None) -> np.ndarray:
+    img = Image.fromarray((np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8))
+    if size is not None and img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BICUBIC)
+    return np.asarray(img)
+
+
+__all__ = ["parse_fractions", "prepare"]
