@@ -16,7 +16,7 @@ import torch
 
 from i2i.config import DiscriminatorConfig, GeneratorConfig, Pix2PixConfig, TrainConfig
 from i2i.models import Pix2Pix
-from i2i.train.loop import pick_device
+from i2i.train.loop import configure_determinism, pick_device
 
 CONFIGS = {
     # name: (generator, ngf, ndf, image size, batch size)
@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="substring of the configs to run")
     args = parser.parse_args()
     device = pick_device(args.device)
+    configure_determinism(device, deterministic=False)  # as training does: autotuned cuDNN
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device: {name}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     print(f"{'config':28s}{'images/s':>10s}{'peak MiB':>10s}")

@@ -83,6 +83,7 @@ TRAIN_FLAGS = {
     "batch_size": "train.batch_size",
     "lr": "train.lr",
     "seed": "train.seed",
+    "deterministic": "train.deterministic",
     "device": "train.device",
     "save_every": "train.save_every",
     "log_every": "train.log_every",
@@ -148,6 +149,9 @@ def train(
     lr: float = typer.Option(None, help="Adam learning rate [2e-4]."),
     seed: int = typer.Option(None, help="[0]"),
     device: str = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
+    deterministic: bool = typer.Option(
+        None, "--deterministic", help="Bitwise-repeatable GPU runs (a little slower)."
+    ),
     save_every: int = typer.Option(None, help="Steps between checkpoints [1000]."),
     log_every: int = typer.Option(None, help="Steps between logged losses [10]."),
     image_every: int = typer.Option(None, help="Steps between sample grids [500]."),

@@ -108,6 +108,9 @@ class TrainConfig:
     beta2: float = 0.999
     seed: int = 0
     device: str = "auto"  # auto picks cuda when present, else cpu
+    # bitwise-repeatable GPU runs (deterministic cuDNN/cuBLAS kernels), a little slower;
+    # CPU runs are repeatable either way
+    deterministic: bool = False
     save_every: int = 1000  # steps between checkpoints (one is always written at the end)
     keep: int = 3  # step checkpoints kept on disk (older ones are pruned)
     log_every: int = 10  # steps between logged scalars

@@ -3,4 +3,12 @@
 from i2i.data.images import BadImageError, DataError, read_image
 from i2i.data.paired import EpochSampler, PairedDataset, locate, open_split
 
-__all__ = ["BadImageError", "DataError", "EpochSampler", "PairedDataset", "locate", "open_split", "read_image"]
+__all__ = [
+    "BadImageError",
+    "DataError",
+    "EpochSampler",
+    "PairedDataset",
+    "locate",
+    "open_split",
+    "read_image",
+]

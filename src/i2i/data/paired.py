@@ -1,7 +1,7 @@
 """Paired ("aligned") datasets in three layouts, found automatically.
 
-1. ``side_by_side``: one folder of images, A on the left half and B on the right (pix2pix's layout).
-2. ``ab_folders``: folders ``A/`` and ``B/`` whose files match by name (``a/x.jpg`` <-> ``b/x.png``).
+1. ``side_by_side``: one folder of images, A on the left half and B on the right (pix2pix).
+2. ``ab_folders``: folders ``A/`` and ``B/`` whose files match by name (``A/x.jpg``, ``B/x.png``).
 3. ``npz``: a NumPy archive with two image arrays (``arr_0`` sources, ``arr_1`` targets, uint8
    NHWC, as in the popular Keras pix2pix tutorial; other keys by ``npz_keys``).
 
@@ -81,8 +81,9 @@ class SideBySideReader:
             width, _ = image_size(path)
             if width % 2:
                 raise BadImageError(
-                    path, f"width {width} is odd, so its A|B halves differ in size; "
-                    "a side-by-side pair is two halves of equal width"
+                    path,
+                    f"width {width} is odd, so its A|B halves differ in size; "
+                    "a side-by-side pair is two halves of equal width",
                 )
             if full:
                 open_image(path)
@@ -118,7 +119,9 @@ class FolderPairReader:
                 "Rename or remove them, or pass --skip-bad to skip them"
             )
         if unmatched:
-            warnings.warn(f"skipped {len(unmatched)} unmatched file(s): {unmatched[:5]}", stacklevel=2)
+            warnings.warn(
+                f"skipped {len(unmatched)} unmatched file(s): {unmatched[:5]}", stacklevel=2
+            )
         stems = sorted(set(a_files) & set(b_files))
         pairs = [(a_files[s], b_files[s]) for s in stems]
 
@@ -126,8 +129,9 @@ class FolderPairReader:
             size_a, size_b = image_size(pair[0]), image_size(pair[1])
             if size_a != size_b:
                 raise BadImageError(
-                    pair[1], f"size {size_b[0]}x{size_b[1]} differs from its partner {pair[0]} "
-                    f"({size_a[0]}x{size_a[1]}); the two images of a pair must be the same size"
+                    pair[1],
+                    f"size {size_b[0]}x{size_b[1]} differs from its partner {pair[0]} "
+                    f"({size_a[0]}x{size_a[1]}); the two images of a pair must be the same size",
                 )
             if skip_bad:
                 open_image(pair[0])

@@ -31,7 +31,9 @@ def parse_fractions(text: str) -> dict[str, float]:
     except ValueError:
         raise ConfigError(f"--split {text!r}: expected fractions like 0.8,0.1,0.1") from None
     if not 1 <= len(values) <= 3 or any(v < 0 for v in values) or abs(sum(values) - 1) > 1e-6:
-        raise ConfigError(f"--split {text!r}: give up to three fractions (train,val,test) summing to 1")
+        raise ConfigError(
+            f"--split {text!r}: give up to three fractions (train,val,test) summing to 1"
+        )
     return dict(zip(SPLITS, values, strict=False))
 
 

@@ -55,8 +55,9 @@ def make_pair(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
     return label.astype(np.uint8), np.clip(render, 0, 255).astype(np.uint8)
 
 
-def _mask(kind: str, xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, r: float,
-          aspect: float) -> np.ndarray:
+def _mask(
+    kind: str, xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, r: float, aspect: float
+) -> np.ndarray:
     if kind == "circle":
         return (xx - cx) ** 2 + (yy - cy) ** 2 < r**2
     if kind == "rect":
@@ -67,8 +68,9 @@ def _mask(kind: str, xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, r: fl
     return (yy >= top) & (yy <= base) & (np.abs(xx - cx) <= half_width)
 
 
-def _shade(kind: str, xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, r: float,
-           aspect: float) -> np.ndarray:
+def _shade(
+    kind: str, xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, r: float, aspect: float
+) -> np.ndarray:
     if kind == "circle":  # a lit sphere: Lambert shading of the sphere's normal
         nx, ny = (xx - cx) / r, (yy - cy) / r
         nz = np.sqrt(np.clip(1.0 - nx**2 - ny**2, 0.0, 1.0))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,18 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+def configure_determinism(device: torch.device, deterministic: bool) -> None:
+    """On CUDA: autotuned (fast, not repeatable) or deterministic kernels."""
+    if device.type != "cuda":
+        return
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # repeatable cuBLAS
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+    # warn_only: a few ops (e.g. reflection-pad backward) have no deterministic CUDA kernel
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+
+
 def load_run_config(run_dir: Path) -> RunConfig:
     path = run_dir / "config.yaml"
     if not path.is_file():
@@ -84,6 +97,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     device = pick_device(cfg.train.device)
+    configure_determinism(device, cfg.train.deterministic)
     torch.manual_seed(cfg.train.seed)
 
     # data: the training split, and fixed examples for sample grids (val split when present)
