@@ -121,6 +121,25 @@ def test_prepare_combines_folders_splits_and_writes_npz(tmp_path):
         "resize",
         *TINY,
     )
+    # other array names, by option
+    renamed = tmp_path / "renamed.npz"
+    with np.load(tmp_path / "npz" / "train.npz") as z:
+        np.savez(renamed, photo=z["arr_0"], label=z["arr_1"])
+    run(
+        "train",
+        "--data",
+        renamed,
+        "--npz-keys",
+        "label,photo",
+        "--out",
+        tmp_path / "r2",
+        "--max-steps",
+        1,
+        "--preprocess",
+        "resize",
+        *TINY,
+    )
+    assert "- label" in (tmp_path / "r2" / "config.yaml").read_text()
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,7 @@ TRAIN_FLAGS = {
     "flip": "data.flip",
     "input_nc": "data.input_nc",
     "output_nc": "data.output_nc",
+    "npz_keys": "data.npz_keys",
     "skip_bad": "data.skip_bad",
     "num_workers": "data.num_workers",
     "generator": "model.generator.kind",
@@ -126,6 +127,7 @@ def train(
     flip: bool = typer.Option(None, "--flip/--no-flip", help="Random horizontal flip [on]."),
     input_nc: int = typer.Option(None, help="Input channels, 1 or 3 [3]."),
     output_nc: int = typer.Option(None, help="Output channels, 1 or 3 [3]."),
+    npz_keys: str = typer.Option(None, help="Source,target array names in a .npz [arr_0,arr_1]."),
     skip_bad: bool = typer.Option(None, "--skip-bad", help="Skip unreadable images, warn."),
     num_workers: int = typer.Option(None, help="Data-loading worker processes [0]."),
     generator: str = typer.Option(None, help="unet_256 | unet_128 | resnet_9blocks | ..."),
@@ -163,6 +165,8 @@ def train(
     from i2i.train import train as run_training
 
     flags = {k: v for k, v in locals().items() if k in TRAIN_FLAGS}
+    if npz_keys is not None:
+        flags["npz_keys"] = npz_keys.split(",")
     sets = list(set_)
     if norm is not None:
         sets += [f"model.generator.norm={norm}", f"model.discriminator.norm={norm}"]
