@@ -51,7 +51,7 @@ def test_run_folder_holds_everything(synth_dir, tmp_path):
     assert [m["step"] for m in read_metrics(run / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
     desc = json.loads((resolve_checkpoint(run) / "model.json").read_text())
     assert desc["model"] == "pix2pix" and desc["step"] == 6
-    assert desc["translate"]["direction"] == "AtoB"
+    assert desc["translate"] == {"nets": {"AtoB": "G"}, "default": "AtoB", "train_size": 32}
     assert desc["nets"]["G"]["config"]["depth"] == 5
     with pytest.raises(FileExistsError, match="already holds a run.*--resume"):
         train(cfg, progress=False)

@@ -18,11 +18,12 @@ if TYPE_CHECKING:
     from i2i.infer.translator import Translator
 
 
-def load(path: str | Path, device: str = "auto") -> Translator:
-    """Load a trained model for translation (imports torch on first use, not on ``import i2i``)."""
+def load(path: str | Path, device: str = "auto", direction: str | None = None) -> Translator:
+    """Load a trained model for translation; ``direction`` (AtoB/BtoA) picks one of a
+    CycleGAN's two generators. Imports torch on first use, not on ``import i2i``."""
     from i2i.infer.translator import Translator
 
-    return Translator.load(path, device=device)
+    return Translator.load(path, device=device, direction=direction)
 
 
 __all__ = ["__version__", "load"]

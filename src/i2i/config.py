@@ -45,6 +45,7 @@ class DataConfig:
     val_split: str = "val"
     skip_bad: bool = False  # skip unreadable files with a warning instead of stopping
     num_workers: int = 0
+    serial: bool = False  # unpaired data: pair A[i] with B[i] instead of a random B each epoch
 
     def __post_init__(self) -> None:
         for name in ("input_nc", "output_nc"):
@@ -81,6 +82,9 @@ class DiscriminatorConfig:
 
 @dataclass
 class Pix2PixConfig:
+    """pix2pix (Isola et al. 2017): conditional GAN + reconstruction loss on paired data."""
+
+    kind: Literal["pix2pix"] = "pix2pix"
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     gan_mode: GanMode = "vanilla"
@@ -94,6 +98,103 @@ class Pix2PixConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.recon_mix <= 1.0:
             raise ConfigError(f"model.recon_mix must lie in [0, 1], got {self.recon_mix}")
+
+
+def _resnet9() -> GeneratorConfig:
+    return GeneratorConfig(kind="resnet_9blocks", dropout=0.0)
+
+
+@dataclass
+class CycleGANConfig:
+    """CycleGAN (Zhu et al. 2017): G: A->B and F: B->A with cycle and identity losses."""
+
+    kind: Literal["cyclegan"] = "cyclegan"
+    generator: GeneratorConfig = field(default_factory=_resnet9)  # used for both G and F
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    gan_mode: GanMode = "lsgan"
+    cycle_loss: ReconLoss = "l1"
+    cycle_mix: float = 0.5  # with l1+l2: weight of L1
+    lambda_A: float = 10.0  # weight of the A -> B -> A cycle
+    lambda_B: float = 10.0  # weight of the B -> A -> B cycle
+    lambda_identity: float = 0.5  # identity loss weight, as a fraction of lambda_A / lambda_B
+    pool_size: int = 50  # history of generated images shown to the discriminators
+    lambda_gp: float = 10.0
+    init: Init = "normal"
+    init_gain: float = 0.02
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.cycle_mix <= 1.0:
+            raise ConfigError(f"model.cycle_mix must lie in [0, 1], got {self.cycle_mix}")
+        if self.pool_size < 0:
+            raise ConfigError(f"model.pool_size must be 0 or more, got {self.pool_size}")
+
+
+@dataclass
+class CUTConfig:
+    """CUT and FastCUT (Park et al. 2020): one generator, multilayer PatchNCE loss.
+
+    ``kind`` picks the paper's two settings; ``lambda_nce``, ``nce_identity`` and
+    ``flip_equivariance`` left at None take that setting's value (CUT: 1, on, off;
+    FastCUT: 10, off, on).
+    """
+
+    kind: Literal["cut", "fastcut"] = "cut"
+    generator: GeneratorConfig = field(default_factory=_resnet9)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    gan_mode: GanMode = "lsgan"
+    lambda_gan: float = 1.0
+    lambda_nce: float | None = None
+    nce_identity: bool | None = None  # PatchNCE on (B, G(B)) too, an identity-like regularizer
+    flip_equivariance: bool | None = None
+    nce_layers: list[int] = field(default_factory=lambda: [0, 4, 8, 12, 16])
+    num_patches: int = 256
+    nce_temperature: float = 0.07
+    mlp_width: int = 256  # the patch projection head's width
+    lambda_gp: float = 10.0
+    init: Init = "xavier"
+    init_gain: float = 0.02
+
+    def __post_init__(self) -> None:
+        fast = self.kind == "fastcut"
+        if self.lambda_nce is None:
+            self.lambda_nce = 10.0 if fast else 1.0
+        if self.nce_identity is None:
+            self.nce_identity = not fast
+        if self.flip_equivariance is None:
+            self.flip_equivariance = fast
+        if not self.nce_layers:
+            raise ConfigError("model.nce_layers must name at least one generator layer")
+
+
+@dataclass
+class DCGANConfig:
+    """DCGAN (Radford et al. 2016): unconditional generation from a latent vector."""
+
+    kind: Literal["dcgan"] = "dcgan"
+    latent_dim: int = 100
+    ngf: int = 64
+    ndf: int = 64
+    gan_mode: GanMode = "vanilla"
+    lambda_gp: float = 10.0
+    init: Init = "normal"
+    init_gain: float = 0.02
+
+
+ModelConfig = Pix2PixConfig | CycleGANConfig | CUTConfig | DCGANConfig
+MODEL_CONFIGS: dict[str, type[ModelConfig]] = {
+    "pix2pix": Pix2PixConfig,
+    "cyclegan": CycleGANConfig,
+    "cut": CUTConfig,
+    "fastcut": CUTConfig,
+    "dcgan": DCGANConfig,
+}
+
+
+def model_config(kind: str) -> ModelConfig:
+    """The default config of model ``kind``."""
+    if kind not in MODEL_CONFIGS:
+        raise ConfigError(f"unknown model {kind!r}; choose from {', '.join(MODEL_CONFIGS)}")
+    return MODEL_CONFIGS[kind](kind=kind)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -130,7 +231,7 @@ class RunConfig:
     """Everything a training run needs; written to ``RUN/config.yaml``."""
 
     data: DataConfig = field(default_factory=DataConfig)
-    model: Pix2PixConfig = field(default_factory=Pix2PixConfig)
+    model: ModelConfig = field(default_factory=Pix2PixConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -178,8 +279,13 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(inner, value, path)
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) > 1:  # a union of model configs: the "kind" key picks one
+            kind = value.get("kind", "pix2pix") if isinstance(value, dict) else None
+            if kind not in MODEL_CONFIGS:
+                raise ConfigError(f"{path}.kind: {kind!r} is not one of {', '.join(MODEL_CONFIGS)}")
+            return from_dict(MODEL_CONFIGS[kind], value, path)
+        return _coerce(inner[0], value, path)
     if origin is list:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{path}: expected a list, got {value!r}")

@@ -71,6 +71,7 @@ def run_demo(out: Path, data: Path, steps: int) -> None:
     val = PairedDataset(cfg.data, "val", train=False)
     scores = evaluate_paired(model, val, size=64, progress=False)
     torch.manual_seed(cfg.train.seed)  # the very weights training started from
+    assert isinstance(cfg.model, Pix2PixConfig)
     untrained = Translator(Pix2Pix(cfg.model).G)
     before = evaluate_paired(untrained, val, size=64, progress=False)
     translated = result.run_dir / "translated"

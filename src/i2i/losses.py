@@ -72,3 +72,32 @@ def reconstruction_loss(
     if kind == "l1+l2":
         return mix * F.l1_loss(output, target) + (1.0 - mix) * F.mse_loss(output, target)
     raise ValueError(f"unknown reconstruction loss {kind!r}; use l1, l2 or l1+l2")
+
+
+def discriminator_loss(
+    gan: GANLoss, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, lambda_gp: float
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One discriminator's loss on real and (detached) fake inputs, plus the gradient penalty
+    under wgan-gp. Returns the total to backpropagate and the named terms to log."""
+    fake = fake.detach()
+    loss = gan.discriminator_loss(critic(real), critic(fake))
+    terms = {"": loss}
+    if gan.mode == "wgan-gp":
+        terms["_GP"] = gradient_penalty(critic, real, fake)
+        loss = loss + lambda_gp * terms["_GP"]
+    return loss, terms
+
+
+def patch_nce_loss(
+    query: torch.Tensor, key: torch.Tensor, batch_size: int, temperature: float = 0.07
+) -> torch.Tensor:
+    """PatchNCE (Park et al. 2020, eq. 2): each query patch must pick the key patch at the same
+    location (its positive) among all key patches of the same image (the negatives).
+
+    ``query`` and ``key`` are L2-normalized (batch_size * P, D) embeddings, patch i of one image
+    matching patch i of the other; the keys are a fixed target (no gradient)."""
+    q = query.view(batch_size, -1, query.shape[-1])
+    k = key.detach().view(batch_size, -1, key.shape[-1])
+    logits = torch.bmm(q, k.transpose(1, 2)) / temperature  # B, P, P: diagonal = positives
+    target = torch.arange(q.shape[1], device=q.device).repeat(batch_size)
+    return F.cross_entropy(logits.flatten(0, 1), target)

@@ -15,8 +15,10 @@ Conversion rules (the same for training data, ``i2i translate`` and the Python A
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -154,12 +156,37 @@ def array_to_pil(arr: np.ndarray) -> Image.Image:
     return Image.fromarray(u8[..., 0] if u8.shape[-1] == 1 else u8)
 
 
-def check_all(paths: Iterable[Path]) -> list[BadImageError]:
-    """Fully decode each file; the problems found (used by ``--skip-bad``)."""
-    problems = []
-    for p in paths:
+SKIP_HINT = "fix or remove the file, or pass --skip-bad to skip unreadable files"
+T = TypeVar("T")
+
+
+def screen(items: Sequence[T], check: Callable[[T], None], skip_bad: bool, what: str) -> list[T]:
+    """Keep the items that pass ``check``; a failure stops with its message unless skip_bad,
+    which skips it and warns once with the count."""
+    good, bad = [], []
+    for item in items:
         try:
-            open_image(p)
+            check(item)
+            good.append(item)
         except BadImageError as exc:
-            problems.append(exc)
-    return problems
+            if not skip_bad:
+                raise BadImageError(exc.path, f"{exc.problem}; {SKIP_HINT}") from None
+            bad.append(exc)
+    if bad:
+        shown = "; ".join(str(e) for e in bad[:3])
+        warnings.warn(f"skipped {len(bad)} bad {what}(s) of {len(items)}: {shown}", stacklevel=3)
+    if not good:
+        raise DataError(f"no usable {what}s left after skipping {len(bad)} bad ones")
+    return good
+
+
+def open_with_hint(path: Path) -> Image.Image:
+    """``open_image`` whose error also says how to skip the file."""
+    try:
+        return open_image(path)
+    except BadImageError as exc:
+        raise BadImageError(exc.path, f"{exc.problem}; {SKIP_HINT}") from None
+
+
+def read_with_hint(path: Path, channels: int) -> np.ndarray:
+    return pil_to_array(open_with_hint(path), channels, path)

@@ -16,7 +16,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -30,13 +30,14 @@ from i2i.data.images import (
     image_size,
     list_images,
     open_image,
+    open_with_hint,
     pil_to_array,
     read_image,
+    read_with_hint,
+    screen,
     uint_array_to_float,
 )
-from i2i.data.transforms import apply_paired, paired_transform
-
-SKIP_HINT = "fix or remove the file, or pass --skip-bad to skip unreadable files"
+from i2i.data.transforms import apply_joint, paired_transform
 
 
 class PairReader(Protocol):
@@ -45,28 +46,6 @@ class PairReader(Protocol):
     def __len__(self) -> int: ...
     def name(self, i: int) -> str: ...
     def load(self, i: int, channels_a: int, channels_b: int) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-T = TypeVar("T")
-
-
-def screen(items: Sequence[T], check: Callable[[T], None], skip_bad: bool, what: str) -> list[T]:
-    """Keep the items that pass ``check``; a failure stops with its message unless skip_bad."""
-    good, bad = [], []
-    for item in items:
-        try:
-            check(item)
-            good.append(item)
-        except BadImageError as exc:
-            if not skip_bad:
-                raise BadImageError(exc.path, f"{exc.problem}; {SKIP_HINT}") from None
-            bad.append(exc)
-    if bad:
-        shown = "; ".join(str(e) for e in bad[:3])
-        warnings.warn(f"skipped {len(bad)} bad {what}(s) of {len(items)}: {shown}", stacklevel=2)
-    if not good:
-        raise DataError(f"no usable {what}s left after skipping {len(bad)} bad ones")
-    return good
 
 
 class SideBySideReader:
@@ -98,7 +77,7 @@ class SideBySideReader:
 
     def load(self, i: int, channels_a: int, channels_b: int) -> tuple[np.ndarray, np.ndarray]:
         path = self.files[i]
-        im = _open_with_hint(path)
+        im = open_with_hint(path)
         w, h = im.size
         a = pil_to_array(im.crop((0, 0, w // 2, h)), channels_a, path)
         b = pil_to_array(im.crop((w // 2, 0, w, h)), channels_b, path)
@@ -147,7 +126,7 @@ class FolderPairReader:
 
     def load(self, i: int, channels_a: int, channels_b: int) -> tuple[np.ndarray, np.ndarray]:
         a_path, b_path = self.pairs[i]
-        return _read_with_hint(a_path, channels_a), _read_with_hint(b_path, channels_b)
+        return read_with_hint(a_path, channels_a), read_with_hint(b_path, channels_b)
 
 
 class NpzReader:
@@ -192,17 +171,6 @@ class NpzReader:
             uint_array_to_float(self.a[i], src, channels_a),
             uint_array_to_float(self.b[i], src, channels_b),
         )
-
-
-def _open_with_hint(path: Path) -> Any:
-    try:
-        return open_image(path)
-    except BadImageError as exc:
-        raise BadImageError(exc.path, f"{exc.problem}; {SKIP_HINT}") from None
-
-
-def _read_with_hint(path: Path, channels: int) -> np.ndarray:
-    return pil_to_array(_open_with_hint(path), channels, path)
 
 
 @dataclass(frozen=True)
@@ -307,7 +275,7 @@ class PairedDataset(Dataset[dict[str, Any]]):
             a, b = b, a
         ta = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
         tb = torch.from_numpy(np.ascontiguousarray(b.transpose(2, 0, 1)))
-        ta, tb = apply_paired(self.transform, ta, tb, seed)
+        ta, tb = apply_joint(self.transform, (ta, tb), seed)
         return {"A": ta * 2.0 - 1.0, "B": tb * 2.0 - 1.0, "name": self.reader.name(index)}
 
 

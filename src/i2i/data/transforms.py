@@ -30,19 +30,19 @@ def paired_transform(cfg: DataConfig, train: bool) -> v2.Transform:
     return v2.Compose(ops) if ops else v2.Identity()
 
 
-def apply_paired(
-    transform: v2.Transform, a: torch.Tensor, b: torch.Tensor, seed: int | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Apply one draw of ``transform`` to both images; ``seed`` fixes that draw.
+def apply_joint(
+    transform: v2.Transform, images: tuple[torch.Tensor, ...], seed: int | None
+) -> tuple[torch.Tensor, ...]:
+    """Apply one draw of ``transform`` to all ``images``; ``seed`` fixes that draw.
 
     v2 draws its random parameters from torch's global generator; forking it keeps a seeded
     draw from disturbing (or depending on) the training loop's own random stream.
     """
-    pair = (tv_tensors.Image(a), tv_tensors.Image(b))
+    wrapped = tuple(tv_tensors.Image(im) for im in images)
     if seed is None:
-        out = transform(pair)
+        out = transform(wrapped)
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            out = transform(pair)
-    return out[0].as_subclass(torch.Tensor), out[1].as_subclass(torch.Tensor)
+            out = transform(wrapped)
+    return tuple(o.as_subclass(torch.Tensor) for o in out)

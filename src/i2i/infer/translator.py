@@ -28,8 +28,14 @@ from i2i.data.images import (
     pil_to_array,
     uint_array_to_float,
 )
+from i2i.infer.writers import ImageWriter
 from i2i.nets import Generator, build_generator
-from i2i.train.checkpoint import load_weights, read_description, resolve_checkpoint
+from i2i.train.checkpoint import (
+    CheckpointError,
+    load_weights,
+    read_description,
+    resolve_checkpoint,
+)
 from i2i.train.loop import pick_device
 
 Half = Literal["left", "right"]
@@ -57,10 +63,25 @@ class Translator:
         self.description = description or {}
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> Translator:
+    def load(
+        cls, path: str | Path, device: str = "auto", direction: str | None = None
+    ) -> Translator:
+        """Load the network that translates ``direction`` (default: the training direction)."""
         ckpt = resolve_checkpoint(path)
         desc = read_description(ckpt)
-        net_name = desc["translate"]["net"]
+        if "translate" not in desc:
+            raise CheckpointError(
+                f"{ckpt}: a {desc['model']} model generates images rather than translating "
+                "them; use `i2i sample`"
+            )
+        nets = desc["translate"]["nets"]
+        direction = direction or desc["translate"]["default"]
+        if direction not in nets:
+            raise CheckpointError(
+                f"{ckpt}: this {desc['model']} model translates {' and '.join(nets)}, "
+                f"not {direction}"
+            )
+        net_name = nets[direction]
         spec = desc["nets"][net_name]
         net = build_generator(
             from_dict(GeneratorConfig, spec["config"], f"{net_name}.config"),
@@ -170,23 +191,27 @@ def read_input(path: Path, channels: int, half: Half | None) -> np.ndarray:
 def translate_files(
     translator: Translator,
     inputs: Iterable[str | Path],
-    out_dir: str | Path,
+    out: str | Path,
     batch_size: int = 8,
     half: Half | None = None,
     suffix: str = ".png",
     skip_bad: bool = False,
     progress: bool = True,
-) -> list[Path]:
-    """Translate image files and folders into ``out_dir`` (same stem, ``suffix``)."""
-    files = expand_inputs(inputs)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    limit: int | None = None,
+) -> list[str]:
+    """Translate image files and folders into ``out``: a folder, or a ``.zip`` written as it
+    goes (memory stays bounded by one batch). Outputs keep each input's stem with ``suffix``;
+    ``limit`` stops after that many inputs. Returns the names written."""
+    files = expand_inputs(inputs)[:limit]
     stems = [f.stem for f in files]
     dupes = {s for s in stems if stems.count(s) > 1}
     if dupes:
-        raise DataError(f"several inputs would be written as {sorted(dupes)[:5]} in {out_dir}")
-    written: list[Path] = []
-    with tqdm(total=len(files), disable=not progress, unit="img") as bar:
+        raise DataError(f"several inputs would be written as {sorted(dupes)[:5]} in {out}")
+    written: list[str] = []
+    with (
+        ImageWriter(out) as writer,
+        tqdm(total=len(files), disable=not progress, unit="img") as bar,
+    ):
         for chunk in _chunks(files, batch_size):
             arrays, kept = [], []
             for f in chunk:
@@ -202,9 +227,7 @@ def translate_files(
             for f, result in zip(
                 kept, translator.translate_arrays(arrays, batch_size), strict=True
             ):
-                target = out_dir / (f.stem + suffix)
-                array_to_pil(result).save(target)
-                written.append(target)
+                written.append(writer.write(f.stem + suffix, array_to_pil(result)))
             bar.update(len(chunk))
     return written
 

@@ -6,14 +6,14 @@ G maps a source image x to a target y; a conditional PatchGAN D judges (x, y) pa
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
 from torch import nn
 
-from i2i.config import ConfigError, Pix2PixConfig, TrainConfig
-from i2i.losses import GANLoss, gradient_penalty, reconstruction_loss
+from i2i.config import Pix2PixConfig, TrainConfig
+from i2i.losses import GANLoss, discriminator_loss, reconstruction_loss
+from i2i.models.base import adam, check_translation_size, net_spec, set_requires_grad
 from i2i.nets import build_discriminator, build_generator, init_weights
 
 RECON_NAMES = {"l1": "G_L1", "l2": "G_L2", "l1+l2": "G_L1L2"}
@@ -37,11 +37,7 @@ class Pix2Pix(nn.Module):
         self.gan = GANLoss(cfg.gan_mode)
 
     def make_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-        betas = (train.beta1, train.beta2)
-        return {
-            "G": torch.optim.Adam(self.G.parameters(), lr=train.lr, betas=betas),
-            "D": torch.optim.Adam(self.D.parameters(), lr=train.lr, betas=betas),
-        }
+        return {"G": adam(self.G.parameters(), train), "D": adam(self.D.parameters(), train)}
 
     def training_step(
         self, batch: dict[str, Any], opt: dict[str, torch.optim.Optimizer]
@@ -50,20 +46,20 @@ class Pix2Pix(nn.Module):
         fake_B = self.G(real_A)
 
         # D: real pairs (x, y) are real, generated pairs (x, G(x)) are fake
-        self.D.requires_grad_(True)
-        real_AB = torch.cat([real_A, real_B], dim=1)
-        fake_AB = torch.cat([real_A, fake_B.detach()], dim=1)
-        loss_D = self.gan.discriminator_loss(self.D(real_AB), self.D(fake_AB))
-        losses = {"D": loss_D}
-        if self.cfg.gan_mode == "wgan-gp":
-            losses["D_GP"] = gradient_penalty(self.D, real_AB, fake_AB)
-            loss_D = loss_D + self.cfg.lambda_gp * losses["D_GP"]
+        set_requires_grad([self.D], True)
+        loss_D, terms = discriminator_loss(
+            self.gan,
+            self.D,
+            torch.cat([real_A, real_B], dim=1),
+            torch.cat([real_A, fake_B], dim=1),
+            self.cfg.lambda_gp,
+        )
         opt["D"].zero_grad(set_to_none=True)
         loss_D.backward()
         opt["D"].step()
 
         # G: fool D on (x, G(x)) and stay close to y
-        self.D.requires_grad_(False)
+        set_requires_grad([self.D], False)
         loss_G_GAN = self.gan.generator_loss(self.D(torch.cat([real_A, fake_B], dim=1)))
         loss_recon = reconstruction_loss(self.cfg.recon_loss, fake_B, real_B, self.cfg.recon_mix)
         loss_G = loss_G_GAN + self.cfg.lambda_recon * loss_recon
@@ -71,6 +67,7 @@ class Pix2Pix(nn.Module):
         loss_G.backward()
         opt["G"].step()
 
+        losses = {"D" + suffix: value for suffix, value in terms.items()}
         losses.update({"G_GAN": loss_G_GAN, RECON_NAMES[self.cfg.recon_loss]: loss_recon})
         return {name: value.detach() for name, value in losses.items()}
 
@@ -80,34 +77,22 @@ class Pix2Pix(nn.Module):
         return {"input": batch["A"], "output": self.G(batch["A"]), "target": batch["B"]}
 
     def check_image_size(self, height: int, width: int) -> None:
-        """Fail early, with the fix, when training images do not fit the networks."""
-        m = self.G.size_multiple
-        if height % m or width % m:
-            raise ConfigError(
-                f"training images are {width}x{height}, but generator {self.cfg.generator.kind} "
-                f"needs sides that are multiples of {m}; choose a crop size that is, "
-                "or a shallower generator (unet_128, or --depth)"
-            )
-        if self.cfg.discriminator.kind == "patch":
-            n = self.cfg.discriminator.n_layers
-            if min(height, width) // 2**n < 3:
-                raise ConfigError(
-                    f"training images of {width}x{height} are too small for a PatchGAN with "
-                    f"n_layers={n}; it needs sides of at least {3 * 2**n} px"
-                )
+        check_translation_size(self.G, self.cfg.generator, self.cfg.discriminator, height, width)
 
     def describe_nets(self) -> dict[str, Any]:
         """What a checkpoint needs to rebuild each network without the training config."""
+        c_in, c_out = self.in_channels, self.out_channels
         return {
-            "G": {
-                "role": "generator",
-                "config": dataclasses.asdict(self.cfg.generator),
-                "in_channels": self.in_channels,
-                "out_channels": self.out_channels,
-            },
-            "D": {
-                "role": "discriminator",
-                "config": dataclasses.asdict(self.cfg.discriminator),
-                "in_channels": self.in_channels + self.out_channels,
-            },
+            "G": net_spec("generator", self.cfg.generator, c_in, c_out),
+            "D": net_spec("discriminator", self.cfg.discriminator, c_in + c_out),
         }
+
+    def translate_nets(self, direction: str) -> dict[str, str]:
+        """pix2pix learns the one direction its data was given in."""
+        return {direction: "G"}
+
+    def train_state(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_train_state(self, state: dict[str, torch.Tensor]) -> None:
+        pass

@@ -70,3 +70,16 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.blocks(self.encoder(x)))
+
+    def features(self, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
+        """Outputs of encoder layers ``layers``, counting the stem's modules (0-9) then the
+        residual blocks (10...), the numbering CUT's ``nce_layers`` use (0 = padded input)."""
+        modules = [*self.encoder, *self.blocks]
+        if max(layers) >= len(modules):
+            raise ValueError(f"layer {max(layers)} does not exist; this encoder has {len(modules)}")
+        feats = []
+        for i, module in enumerate(modules[: max(layers) + 1]):
+            x = module(x)
+            if i in layers:
+                feats.append(x)
+        return feats

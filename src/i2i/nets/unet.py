@@ -74,6 +74,13 @@ class UNetGenerator(nn.Module):
             feats.append(x)
         return feats
 
+    def features(self, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
+        """Outputs of encoder levels ``layers`` (0 = the outermost)."""
+        if max(layers) >= self.num_downs:
+            raise ValueError(f"level {max(layers)} does not exist; this U-Net has {self.num_downs}")
+        feats = self.encode(x)
+        return [feats[i] for i in layers]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.encode(x)
         y = feats[-1]

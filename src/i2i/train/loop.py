@@ -23,8 +23,9 @@ from tqdm import tqdm
 
 from i2i import __version__
 from i2i.config import RunConfig, from_dict, to_dict
-from i2i.data.paired import EpochSampler, PairedDataset, open_split
-from i2i.models import Pix2Pix
+from i2i.data.build import open_datasets
+from i2i.data.paired import EpochSampler
+from i2i.models import DATA_KINDS, Model, build_model
 from i2i.train.checkpoint import (
     FORMAT,
     LATEST,
@@ -101,19 +102,18 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     torch.manual_seed(cfg.train.seed)
 
     # data: the training split, and fixed examples for sample grids (val split when present)
-    train_set = PairedDataset(cfg.data, cfg.data.train_split, train=True)
-    preview_set = open_split(cfg.data, cfg.data.val_split, train=False) or PairedDataset(
-        cfg.data, cfg.data.train_split, train=False
-    )
-    n_preview = min(cfg.train.num_samples, len(preview_set))
+    train_set, preview_set = open_datasets(cfg.data, DATA_KINDS[cfg.model.kind])
+    n_preview = min(cfg.train.num_samples, len(preview_set))  # type: ignore[arg-type]
     preview_batch = _to(default_collate([preview_set[i] for i in range(n_preview)]), device)
 
     # model and optimizers
-    model = Pix2Pix(cfg.model, cfg.data.input_nc, cfg.data.output_nc).to(device)
-    model.check_image_size(*train_set[(0, 0)]["A"].shape[1:])
+    model = build_model(cfg)
+    model.to(device)  # type: ignore[attr-defined]
+    first = next(v for v in train_set[(0, 0)].values() if isinstance(v, torch.Tensor))
+    model.check_image_size(*first.shape[1:])
     opt = model.make_optimizers(cfg.train)
     bs = cfg.train.batch_size
-    steps_per_epoch = math.ceil(len(train_set) / bs)
+    steps_per_epoch = math.ceil(len(train_set) / bs)  # type: ignore[arg-type]
     total_epochs = cfg.train.epochs + cfg.train.epochs_decay
     total_steps = steps_per_epoch * total_epochs
     if cfg.train.max_steps is not None:
@@ -123,20 +123,21 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     if resume:
         ckpt = resolve_checkpoint(run_dir)
         state = load_trainer_state(ckpt)
-        model.load_state_dict(load_weights(ckpt))
+        model.load_state_dict(load_weights(ckpt))  # type: ignore[attr-defined]
         for name, optimizer in opt.items():
             optimizer.load_state_dict(state["optimizers"][name])
+        model.load_train_state(state["model"])
         step = state["step"]
         torch.set_rng_state(state["rng"]["torch"])
         if device.type == "cuda" and state["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     monitor = RunMonitor(run_dir, resume_step=step)
     log.info(
-        "%s run %s: %d pairs (%s), %d steps/epoch, %d steps in all, device %s",
+        "%s %s run %s: %d training samples, %d steps/epoch, %d steps in all, device %s",
         "resuming" if resume else "starting",
+        cfg.model.kind,
         run_dir,
-        len(train_set),
-        train_set.location.layout,
+        len(train_set),  # type: ignore[arg-type]
         steps_per_epoch,
         total_steps,
         device,
@@ -146,11 +147,12 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         return save_checkpoint(
             ckpt_root,
             f"step_{step:08d}",
-            model.state_dict(),
+            model.state_dict(),  # type: ignore[attr-defined]
             describe(model, cfg, step),
             trainer_state={
                 "step": step,
                 "optimizers": {k: o.state_dict() for k, o in opt.items()},
+                "model": model.train_state(),
                 "rng": {
                     "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
@@ -160,12 +162,12 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         )
 
     def samples() -> None:
-        model.eval()
+        model.eval()  # type: ignore[attr-defined]
         columns = model.preview(preview_batch)
-        model.train()
+        model.train()  # type: ignore[attr-defined]
         monitor.samples(step, list(columns.values()), list(columns))
 
-    model.train()
+    model.train()  # type: ignore[attr-defined]
     losses: dict[str, float] = {}
     last_saved = step if resume else -1
     started, steps_done = time.perf_counter(), 0
@@ -183,7 +185,12 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
             loader = DataLoader(
                 train_set,
                 batch_size=bs,
-                sampler=EpochSampler(len(train_set), cfg.train.seed, epoch, start=offset * bs),
+                sampler=EpochSampler(
+                    len(train_set),  # type: ignore[arg-type]
+                    cfg.train.seed,
+                    epoch,
+                    start=offset * bs,
+                ),
                 num_workers=cfg.data.num_workers,
                 generator=torch.Generator().manual_seed(cfg.train.seed),
                 pin_memory=device.type == "cuda",
@@ -240,25 +247,32 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     return TrainResult(run_dir, final, step, elapsed, losses)
 
 
-def describe(model: Pix2Pix, cfg: RunConfig, step: int) -> dict[str, Any]:
-    """The checkpoint's ``model.json``: enough to rebuild and use the model without config.yaml."""
-    return {
+def describe(model: Model, cfg: RunConfig, step: int) -> dict[str, Any]:
+    """The checkpoint's ``model.json``: enough to rebuild and use the model without config.yaml.
+
+    ``translate`` maps each direction the model can translate to the network that does it;
+    an unconditional model has ``sample`` instead.
+    """
+    desc: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
         "i2i_version": __version__,
-        "model": model.kind,
+        "model": cfg.model.kind,
         "step": step,
         "nets": model.describe_nets(),
-        "translate": {
-            "net": "G",
-            "direction": cfg.data.direction,
-            "input_channels": cfg.data.input_nc,
-            "output_channels": cfg.data.output_nc,
-            "train_size": cfg.data.crop_size,
-        },
         "normalization": "network pixels = 2x - 1 for image pixels x in [0, 1]; back: (y + 1) / 2",
         "config": to_dict(cfg),
     }
+    nets = model.translate_nets(cfg.data.direction)
+    if nets:
+        desc["translate"] = {
+            "nets": nets,
+            "default": cfg.data.direction,
+            "train_size": cfg.data.crop_size,
+        }
+    else:
+        desc["sample"] = {"net": "G", "size": cfg.data.crop_size, "channels": cfg.data.output_nc}
+    return desc
 
 
 def _latest(ckpt_root: Path) -> str:

@@ -1,0 +1,88 @@
+"""Unconditional datasets: one collection of images (MNIST-style IDX files or an image folder).
+
+IDX is MNIST's format: a big-endian header (two zero bytes, a type code, the number of
+dimensions, then each dimension as a 32-bit integer) followed by the raw values. Files may be
+gzip-compressed (``*-idx3-ubyte.gz``). Only unsigned-byte IDX (type 0x08) holds images.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from i2i.config import DataConfig
+from i2i.data.images import DataError, match_channels
+from i2i.data.transforms import apply_joint, paired_transform
+from i2i.data.unpaired import ImageFolder, to_tensor
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """The uint8 array stored in an IDX file (gzip or plain)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable IDX file ({exc})") from exc
+    if len(raw) < 4 or raw[:2] != b"\x00\x00":
+        raise DataError(f"{path}: not an IDX file (bad magic number)")
+    dtype, ndim = raw[2], raw[3]
+    if dtype != 0x08:
+        raise DataError(f"{path}: IDX type 0x{dtype:02x} is not unsigned bytes (0x08)")
+    header = 4 + 4 * ndim
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = int(np.prod(dims))
+    if len(raw) - header < expected:
+        raise DataError(
+            f"{path}: truncated: the header promises {dims} = {expected} bytes of data, "
+            f"the file holds {len(raw) - header}"
+        )
+    return np.frombuffer(raw, np.uint8, count=expected, offset=header).reshape(dims)
+
+
+def is_idx(path: Path) -> bool:
+    return path.is_file() and "idx" in path.name and "ubyte" in path.name
+
+
+class ImageDataset(Dataset[dict[str, Any]]):
+    """Samples ``{"image": CxHxW in [-1, 1]}`` from an IDX file or an image folder.
+
+    Channels follow ``data.output_nc`` (the generator's output); images are resized to
+    ``data.crop_size`` unless ``preprocess`` is ``none``; training may flip them.
+    """
+
+    def __init__(self, cfg: DataConfig, train: bool) -> None:
+        root = Path(cfg.root)
+        if not root.exists():
+            raise DataError(f"{root}: dataset not found (an IDX file or an image folder)")
+        self.cfg = cfg
+        self.array: np.ndarray | None = None
+        self.folder: ImageFolder | None = None
+        if is_idx(root):
+            array = read_idx(root)
+            if array.ndim != 3:
+                raise DataError(f"{root}: expected N x H x W images, got shape {array.shape}")
+            self.array = array
+        else:
+            self.folder = ImageFolder(root, cfg.skip_bad)
+        self.transform = paired_transform(cfg, train)
+
+    def __len__(self) -> int:
+        return len(self.array) if self.array is not None else len(self.folder)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        if self.array is not None:
+            arr = match_channels(
+                self.array[index, :, :, None] / np.float32(255), self.cfg.output_nc
+            )
+        else:
+            arr = self.folder.load(index, self.cfg.output_nc)  # type: ignore[union-attr]
+        (img,) = apply_joint(self.transform, (to_tensor(arr.astype(np.float32)),), seed)
+        return {"image": img * 2.0 - 1.0}

@@ -1,0 +1,110 @@
+"""Unpaired datasets: two image collections, A and B, drawn independently.
+
+Layouts, for split ``train`` (likewise ``val``/``test``): ``ROOT/trainA`` + ``ROOT/trainB`` (the
+CycleGAN layout), ``ROOT/train/A`` + ``ROOT/train/B``, or, for training, ``ROOT/A`` + ``ROOT/B``.
+Each epoch pairs every A image with a random B image (the B draw is part of the sample's seed, so
+resume stays exact); ``serial`` pairs A[i] with B[i] instead. Domains may differ in size: an
+epoch covers the larger one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from i2i.config import DataConfig
+from i2i.data.images import (
+    DataError,
+    image_size,
+    list_images,
+    open_image,
+    read_with_hint,
+    screen,
+)
+from i2i.data.transforms import apply_joint, paired_transform
+
+
+def locate_unpaired(root: str | Path, split: str) -> tuple[Path, Path] | None:
+    """The A and B folders of ``split``; None when the data has no such split."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder not found")
+    candidates = [
+        (root / f"{split}A", root / f"{split}B"),
+        (root / split / "A", root / split / "B"),
+    ]
+    if split == "train":
+        candidates.append((root / "A", root / "B"))
+    for a, b in candidates:
+        if a.is_dir() and b.is_dir():
+            return a, b
+    if split == "train":
+        raise DataError(
+            f"{root}: no unpaired data found; expected folders trainA/ and trainB/ "
+            "(or train/A + train/B, or A/ + B/)"
+        )
+    return None
+
+
+class ImageFolder:
+    """The images of one folder, screened like paired data (clear errors or --skip-bad)."""
+
+    def __init__(self, folder: Path, skip_bad: bool = False) -> None:
+        def check(path: Path) -> None:
+            image_size(path)
+            if skip_bad:
+                open_image(path)
+
+        self.files = screen(list_images(folder), check, skip_bad, "image")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def load(self, i: int, channels: int) -> np.ndarray:
+        return read_with_hint(self.files[i], channels)
+
+
+def to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """HxWxC float array in [0, 1] -> CxHxW tensor (still in [0, 1])."""
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+class UnpairedDataset(Dataset[dict[str, Any]]):
+    """Samples ``{"A": image of domain A, "B": image of domain B}`` in [-1, 1].
+
+    As with paired data, ``A`` is the input domain: ``direction='BtoA'`` swaps the folders.
+    """
+
+    def __init__(self, cfg: DataConfig, split: str, train: bool) -> None:
+        found = locate_unpaired(cfg.root, split)
+        if found is None:
+            raise DataError(f"{cfg.root}: no '{split}' split found")
+        a_dir, b_dir = found if cfg.direction == "AtoB" else found[::-1]
+        self.a, self.b = ImageFolder(a_dir, cfg.skip_bad), ImageFolder(b_dir, cfg.skip_bad)
+        self.cfg = cfg
+        self.transform = paired_transform(cfg, train)
+
+    def __len__(self) -> int:
+        return max(len(self.a), len(self.b))
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        ia = index % len(self.a)
+        if self.cfg.serial or seed is None:
+            ib = index % len(self.b)
+        else:
+            ib = int(np.random.default_rng(seed).integers(len(self.b)))
+        a = to_tensor(self.a.load(ia, self.cfg.input_nc))
+        b = to_tensor(self.b.load(ib, self.cfg.output_nc))
+        # independent augmentations for the two domains, each fixed by the sample's seed
+        (a,) = apply_joint(self.transform, (a,), seed)
+        (b,) = apply_joint(self.transform, (b,), None if seed is None else seed + 1)
+        return {"A": a * 2.0 - 1.0, "B": b * 2.0 - 1.0, "name": self.a.files[ia].name}
+
+
+def open_unpaired(cfg: DataConfig, split: str, train: bool) -> UnpairedDataset | None:
+    return UnpairedDataset(cfg, split, train) if locate_unpaired(cfg.root, split) else None
