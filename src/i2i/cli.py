@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import typer
 import yaml
 
-from i2i.config import ConfigError, RunConfig, from_dict, set_dotted, to_dict
+from i2i.config import ConfigError, RunConfig, from_dict, model_config, set_dotted, to_dict
 
 app = typer.Typer(
     help="Image-to-image translation with GANs: train, watch, translate.",
@@ -62,6 +62,7 @@ TRAIN_FLAGS = {
     "input_nc": "data.input_nc",
     "output_nc": "data.output_nc",
     "npz_keys": "data.npz_keys",
+    "serial": "data.serial",
     "skip_bad": "data.skip_bad",
     "num_workers": "data.num_workers",
     "generator": "model.generator.kind",
@@ -75,6 +76,9 @@ TRAIN_FLAGS = {
     "gan_mode": "model.gan_mode",
     "recon_loss": "model.recon_loss",
     "recon_mix": "model.recon_mix",
+    "cycle_loss": "model.cycle_loss",
+    "lambda_identity": "model.lambda_identity",
+    "pool_size": "model.pool_size",
     "lambda_recon": "model.lambda_recon",
     "init": "model.init",
     "out": "train.out",
@@ -93,14 +97,20 @@ TRAIN_FLAGS = {
 
 
 def build_config(
-    config_file: Path | None, flags: dict[str, Any], sets: list[str], base: RunConfig | None = None
+    config_file: Path | None,
+    flags: dict[str, Any],
+    sets: list[str],
+    base: RunConfig | None = None,
+    model: str | None = None,
 ) -> RunConfig:
-    """Defaults (or ``base``) <- YAML file <- flags <- ``--set key=value`` overrides."""
+    """Defaults (or ``base``) <- YAML file <- ``--model`` <- flags <- ``--set`` overrides."""
     data = to_dict(base or RunConfig())
     if config_file is not None:
         if not config_file.is_file():
             raise ConfigError(f"{config_file}: config file not found")
         data = to_dict(from_dict(RunConfig, yaml.safe_load(config_file.read_text()) or {}))
+    if model is not None and model != data["model"]["kind"]:
+        data["model"] = to_dict(model_config(model))  # that model's own defaults
     for name, value in flags.items():
         if value is not None:
             set_dotted(data, TRAIN_FLAGS[name], value)
@@ -115,7 +125,12 @@ def build_config(
 @app.command()
 @user_errors
 def train(
-    data: str = typer.Option(None, help="Paired dataset: folder (side-by-side or A/ B/) or .npz."),
+    model: str = typer.Option(None, help="pix2pix | cyclegan | cut | fastcut | dcgan [pix2pix]"),
+    data: str = typer.Option(
+        None,
+        help="Dataset: paired folder or .npz (pix2pix), trainA/ trainB/ (cyclegan, cut), "
+        "IDX file or image folder (dcgan).",
+    ),
     out: str = typer.Option(None, help="Run folder to write [runs/pix2pix]."),
     config: Path = typer.Option(None, help="YAML config (see a run's config.yaml)."),
     resume: Path = typer.Option(None, help="Continue the run in this folder where it stopped."),
@@ -129,6 +144,7 @@ def train(
     output_nc: int = typer.Option(None, help="Output channels, 1 or 3 [3]."),
     npz_keys: str = typer.Option(None, help="Source,target array names in a .npz [arr_0,arr_1]."),
     skip_bad: bool = typer.Option(None, "--skip-bad", help="Skip unreadable images, warn."),
+    serial: bool = typer.Option(None, "--serial", help="Unpaired: A[i] with B[i], not random."),
     num_workers: int = typer.Option(None, help="Data-loading worker processes [0]."),
     generator: str = typer.Option(None, help="unet_256 | unet_128 | resnet_9blocks | ..."),
     ngf: int = typer.Option(None, help="Generator width [64]."),
@@ -143,6 +159,9 @@ def train(
     recon_loss: str = typer.Option(None, help="l1 | l2 | l1+l2"),
     recon_mix: float = typer.Option(None, help="L1 weight in l1+l2 [0.5]."),
     lambda_recon: float = typer.Option(None, help="Reconstruction weight [100]."),
+    cycle_loss: str = typer.Option(None, help="CycleGAN cycle loss: l1 | l2 | l1+l2"),
+    lambda_identity: float = typer.Option(None, help="CycleGAN identity weight [0.5]."),
+    pool_size: int = typer.Option(None, help="CycleGAN history pool [50]."),
     init: str = typer.Option(None, help="normal | xavier | kaiming | orthogonal"),
     epochs: int = typer.Option(None, help="Epochs at the initial lr [100]."),
     epochs_decay: int = typer.Option(None, help="Epochs of linear lr decay [100]."),
@@ -160,7 +179,7 @@ def train(
     set_: list[str] = typer.Option([], "--set", help="Any option as KEY=VALUE (repeatable)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Train a pix2pix model on a paired dataset."""
+    """Train a model: pix2pix on paired data, CycleGAN or CUT on unpaired data, DCGAN on images."""
     from i2i.train import load_run_config
     from i2i.train import train as run_training
 
@@ -176,6 +195,8 @@ def train(
             for k, v in flags.items()
             if v is not None and not (TRAIN_FLAGS[k].startswith("train.") or k == "num_workers")
         ]
+        if model is not None:
+            changed.append("model")
         if config is not None or changed or any(not s.startswith("train.") for s in sets):
             raise ConfigError(
                 f"--resume continues {resume} with its own config.yaml; only training-length "
@@ -186,15 +207,18 @@ def train(
     else:
         if data is None and config is None:
             raise ConfigError("give the dataset with --data DIR (or a --config file)")
-        cfg = build_config(config, flags, sets)
+        cfg = build_config(config, flags, sets, model=model)
     result = run_training(cfg, resume=resume is not None, progress=progress)
     run = result.run_dir
     typer.echo(f"\ntrained {result.step} steps in {result.seconds:.0f} s; run folder: {run}")
-    typer.echo(f"  samples (input | output | target): {run / 'samples.png'}")
+    typer.echo(f"  sample grid: {run / 'samples.png'}")
     typer.echo(f"  loss curves: {run / 'loss_curves.png'}")
     typer.echo(f"  checkpoint: {result.checkpoint}")
     typer.echo(f"  TensorBoard: tensorboard --logdir {run / 'tensorboard'}")
-    typer.echo(f"  translate: i2i translate {run} IMAGES_OR_FOLDERS --out translated/")
+    if cfg.model.kind == "dcgan":
+        typer.echo(f"  generate: i2i sample {run} -n 64 --out samples/")
+    else:
+        typer.echo(f"  translate: i2i translate {run} IMAGES_OR_FOLDERS --out translated/")
 
 
 @app.command()
@@ -202,7 +226,9 @@ def train(
 def translate(
     checkpoint: Path = typer.Argument(..., help="Run folder or checkpoint folder."),
     inputs: list[Path] = typer.Argument(..., help="Image files and/or folders."),
-    out: Path = typer.Option(..., help="Folder for the translated images."),
+    out: Path = typer.Option(..., help="Folder, or a .zip written as it goes."),
+    direction: str = typer.Option(None, help="AtoB | BtoA (CycleGAN) [the training direction]"),
+    limit: int = typer.Option(None, help="Translate at most this many inputs."),
     batch_size: int = typer.Option(8, help="Images per forward pass."),
     input_half: str = typer.Option(None, help="left | right: translate one half of A|B pairs."),
     image_format: str = typer.Option("png", "--format", help="png | jpg"),
@@ -210,7 +236,7 @@ def translate(
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable images, warn."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Translate images of any size with a trained model."""
+    """Translate images of any size with a trained model (into a folder or a .zip)."""
     import i2i
     from i2i.infer import translate_files
 
@@ -218,9 +244,9 @@ def translate(
         raise ConfigError(f"--input-half must be left or right, got {input_half!r}")
     if image_format not in ("png", "jpg"):
         raise ConfigError(f"--format must be png or jpg, got {image_format!r}")
-    model = i2i.load(checkpoint, device=device)
+    translator = i2i.load(checkpoint, device=device, direction=direction)
     written = translate_files(
-        model,
+        translator,
         inputs,
         out,
         batch_size,
@@ -228,8 +254,42 @@ def translate(
         f".{image_format}",
         skip_bad=skip_bad,
         progress=progress,
+        limit=limit,
     )
     typer.echo(f"translated {len(written)} image(s) into {out}")
+
+
+@app.command()
+@user_errors
+def sample(
+    checkpoint: Path = typer.Argument(..., help="Run folder or checkpoint of a dcgan model."),
+    n: int = typer.Option(64, "-n", help="How many images."),
+    out: Path = typer.Option(..., help="Folder, or a .zip written as it goes."),
+    seed: int = typer.Option(0, help="Latent-noise seed."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Generate new images with an unconditional model (DCGAN), plus a grid PNG."""
+    from i2i.infer.sample import sample_images
+
+    if n < 1:
+        raise ConfigError(f"-n must be at least 1, got {n}")
+    grid = sample_images(checkpoint, n, out, seed=seed, device=device, progress=progress)
+    typer.echo(f"wrote {n} image(s) to {out}; grid: {grid}")
+
+
+@data_app.command("unpair")
+@user_errors
+def data_unpair(
+    source: Path = typer.Argument(..., help="Paired dataset (side-by-side, A/ B/, or .npz)."),
+    out: Path = typer.Option(..., help="Output folder (trainA/ trainB/ valA/ valB/ ...)."),
+    seed: int = typer.Option(0, help="Shuffle seed."),
+) -> None:
+    """Split a paired dataset into an unpaired one; val/test keep their pairs by file name."""
+    from i2i.data.prepare import unpair
+
+    counts = unpair(source, out, seed)
+    typer.echo(f"wrote {counts} image pairs' halves to {out}")
 
 
 @data_app.command("synth")

@@ -199,6 +199,7 @@ def locate(root: str | Path, split: str | None, layout: str = "auto") -> Locatio
         candidates += [
             root / split,
             (root / "A" / split, root / "B" / split),
+            (root / f"{split}A", root / f"{split}B"),  # what `i2i data unpair` keeps paired
             root / f"{split}.npz",
         ]
     if split in (None, "train"):

@@ -1,4 +1,5 @@
-"""``i2i data prepare``: convert a paired dataset between layouts, split it and resize it.
+"""``i2i data prepare`` and ``i2i data unpair``: convert a paired dataset between layouts, split
+and resize it, or unpair it for CycleGAN/CUT.
 
 Reads any layout :mod:`i2i.data.paired` reads (side-by-side folder, A/ + B/ folders, .npz) and
 writes side-by-side PNGs (``OUT/<split>/<name>.png``) or one archive per split
@@ -126,4 +127,51 @@ def _to_uint8(x: np.ndarray, size: int | None) -> np.ndarray:
     return np.asarray(img)
 
 
-__all__ = ["parse_fractions", "prepare"]
+def unpair(
+    source: str | Path, out: str | Path, seed: int = 0, progress: bool = True
+) -> dict[str, int]:
+    """Turn a paired dataset into the CycleGAN layout.
+
+    The training split's halves go to ``trainA/`` and ``trainB/``, each shuffled on its own and
+    renamed (``a_00000``, ``b_00000``) so no pairing survives. Every other split goes to
+    ``<split>A/`` and ``<split>B/`` with the same file names on both sides: the ground-truth
+    pairs stay available for paired metrics (read them with ``--split <split>``).
+    """
+    cfg = DataConfig(root=str(source))
+    found = {s: loc for s in SPLITS if (loc := _split_location(cfg, s))}
+    if not found:
+        found = {"train": locate(source, None)}  # type: ignore[dict-item]
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    counts = {}
+    for split, loc in found.items():
+        reader = open_reader(loc, cfg)
+        n = len(reader)
+        a_dir, b_dir = out / f"{split}A", out / f"{split}B"
+        a_dir.mkdir(parents=True, exist_ok=True)
+        b_dir.mkdir(parents=True, exist_ok=True)
+        if split == "train":
+            a_order, b_order = rng.permutation(n), rng.permutation(n)
+            slot = (
+                {int(i): k for k, i in enumerate(a_order)},
+                {int(i): k for k, i in enumerate(b_order)},
+            )
+        for i in tqdm(range(n), desc=f"unpair {split}", disable=not progress, unit="pair"):
+            a, b = (_to_uint8(x, None) for x in reader.load(i, 3, 3))
+            name = Path(reader.name(i))
+            suffix = name.suffix if name.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
+            if split == "train":
+                a_name, b_name = f"a_{slot[0][i]:05d}{suffix}", f"b_{slot[1][i]:05d}{suffix}"
+            else:
+                a_name = b_name = name.stem + suffix
+            _save(Image.fromarray(a), a_dir / a_name)
+            _save(Image.fromarray(b), b_dir / b_name)
+        counts[split] = n
+    return counts
+
+
+def _save(image: Image.Image, path: Path) -> None:
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        image.save(path, quality=95)
+    else:
+        image.save(path)

@@ -58,6 +58,15 @@ class CycleGAN(nn.Module):
     def cycle(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return reconstruction_loss(self.cfg.cycle_loss, output, target, self.cfg.cycle_mix)
 
+    def identity_losses(
+        self, real_A: torch.Tensor, real_B: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """A generator fed an image of its own output domain should leave it unchanged (L1)."""
+        return {
+            "idt_B": reconstruction_loss("l1", self.G(real_B), real_B),
+            "idt_A": reconstruction_loss("l1", self.F(real_A), real_A),
+        }
+
     def training_step(
         self, batch: dict[str, Any], opt: dict[str, torch.optim.Optimizer]
     ) -> dict[str, torch.Tensor]:
@@ -79,9 +88,8 @@ class CycleGAN(nn.Module):
             + cfg.lambda_A * losses["cycle_A"]
             + cfg.lambda_B * losses["cycle_B"]
         )
-        if cfg.lambda_identity > 0:  # a generator fed its own output domain should not change it
-            losses["idt_B"] = reconstruction_loss("l1", self.G(real_B), real_B)
-            losses["idt_A"] = reconstruction_loss("l1", self.F(real_A), real_A)
+        if cfg.lambda_identity > 0:
+            losses.update(self.identity_losses(real_A, real_B))
             loss_G = loss_G + cfg.lambda_identity * (
                 cfg.lambda_B * losses["idt_B"] + cfg.lambda_A * losses["idt_A"]
             )

@@ -14,6 +14,7 @@ import torch
 from torchvision.utils import make_grid, save_image
 
 log = logging.getLogger("i2i")
+NOT_LOSSES = {"step", "lr", "images_per_s"}  # the other logged values are losses
 
 
 class RunMonitor:
@@ -34,7 +35,7 @@ class RunMonitor:
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         for name, value in values.items():
-            group = "loss" if name[0] in "DG" else "train"
+            group = "train" if name in NOT_LOSSES else "loss"
             self.tb.add_scalar(f"{group}/{name}", value, step)
         with open(self.metrics_file, "a") as f:
             f.write(json.dumps({"step": step, **values}) + "\n")
@@ -46,7 +47,7 @@ class RunMonitor:
         out.parent.mkdir(exist_ok=True)
         save_image(grid, out)
         save_image(grid, self.run_dir / "samples.png")
-        self.tb.add_image("samples/" + "|".join(names), grid, step)
+        self.tb.add_image("samples", grid, step)
         return out
 
     def close(self) -> None:
@@ -91,12 +92,16 @@ def plot_loss_curves(metrics_file: Path, out: Path, title: str = "") -> Path | N
     import matplotlib.pyplot as plt
 
     rows = read_metrics(metrics_file)
-    names = [k for k in rows[0] if k[0] in "DG"] if rows else []
+    names = [k for k in rows[0] if k not in NOT_LOSSES] if rows else []
     if not names:
         return None
-    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    cols = min(4, len(names))
+    rows_n = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4 * cols, 3.2 * rows_n), squeeze=False)
     steps = [r["step"] for r in rows]
-    for ax, name in zip(axes[0], names, strict=True):
+    for ax in axes.flat[len(names) :]:
+        ax.axis("off")
+    for ax, name in zip(axes.flat, names, strict=False):
         values = [r.get(name, float("nan")) for r in rows]
         ax.plot(steps, values, alpha=0.3, color="C0", linewidth=0.8)
         ax.plot(steps, _moving_average(values, max(1, len(values) // 20)), color="C0")
