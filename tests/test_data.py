@@ -7,7 +7,7 @@ from PIL import Image
 
 from i2i.config import DataConfig
 from i2i.data.images import BadImageError, DataError, read_image
-from i2i.data.paired import EpochSampler, PairedDataset, locate, open_split
+from i2i.data.paired import EpochBatchSampler, PairedDataset, locate, open_split
 
 
 def save(path: Path, arr: np.ndarray) -> Path:
@@ -112,11 +112,14 @@ def test_eval_resizes_deterministically_to_crop_size(tmp_path):
     assert ds[0]["A"].min() >= -1 and ds[0]["A"].max() <= 1
 
 
-def test_epoch_sampler_resumes_mid_epoch():
-    full = list(EpochSampler(10, seed=3, epoch=2))
-    assert sorted(i for i, _ in full) == list(range(10))
-    assert list(EpochSampler(10, seed=3, epoch=2, start=4)) == full[4:]
-    assert [i for i, _ in EpochSampler(10, seed=3, epoch=3)] != [i for i, _ in full]
+def test_batch_sampler_resumes_mid_epoch():
+    full = list(EpochBatchSampler(10, 3, seed=3, start_step=0, total_steps=9))
+    assert [len(b) for b in full] == [3, 3, 3, 1] * 2 + [3]  # each epoch ends with its own batch
+    first_epoch = [i for batch in full[:4] for i, _ in batch]
+    assert sorted(first_epoch) == list(range(10))
+    assert list(EpochBatchSampler(10, 3, seed=3, start_step=5, total_steps=9)) == full[5:]
+    second_epoch = [i for batch in full[4:8] for i, _ in batch]
+    assert second_epoch != first_epoch  # a new order every epoch
 
 
 # -- image modes -----------------------------------------------------------------------------

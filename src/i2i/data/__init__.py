@@ -1,12 +1,12 @@
 """Data: reading images and paired datasets, preprocessing, synthetic data, preparation."""
 
 from i2i.data.images import BadImageError, DataError, read_image
-from i2i.data.paired import EpochSampler, PairedDataset, locate, open_split
+from i2i.data.paired import EpochBatchSampler, PairedDataset, locate, open_split
 
 __all__ = [
     "BadImageError",
     "DataError",
-    "EpochSampler",
+    "EpochBatchSampler",
     "PairedDataset",
     "locate",
     "open_split",

@@ -285,30 +285,42 @@ def open_split(cfg: DataConfig, split: str, train: bool) -> PairedDataset | None
     return PairedDataset(cfg, split, train) if locate(cfg.root, split, cfg.layout) else None
 
 
-class EpochSampler(Sampler[tuple[int, int]]):
-    """Yields ``(index, augmentation_seed)`` in an order fixed by ``(seed, epoch)``.
+class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Batches of ``(index, augmentation_seed)`` for training steps ``start_step`` to
+    ``total_steps``, epoch after epoch.
 
-    ``start`` skips the first items of the epoch: a run resumed mid-epoch continues with
-    exactly the samples (and augmentations) the uninterrupted run would have used.
+    Each epoch's order is fixed by ``(seed, epoch)`` and an epoch ends with its own (possibly
+    smaller) batch, so a run resumed at any step sees exactly the batches, and augmentations,
+    of an uninterrupted one. One sampler spans the whole run, so data-loading workers start once.
     """
 
-    def __init__(self, n: int, seed: int, epoch: int, start: int = 0, shuffle: bool = True):
-        self.n, self.seed, self.epoch, self.start, self.shuffle = n, seed, epoch, start, shuffle
+    def __init__(
+        self, n: int, batch_size: int, seed: int, start_step: int, total_steps: int
+    ) -> None:
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.start_step, self.total_steps = start_step, total_steps
+        self.steps_per_epoch = -(-n // batch_size)
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
-        aug_seeds = rng.integers(0, 2**62, self.n)
-        for pos in range(self.start, self.n):
-            yield int(order[pos]), int(aug_seeds[pos])
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        step = self.start_step
+        while step < self.total_steps:
+            epoch, first = divmod(step, self.steps_per_epoch)
+            rng = np.random.default_rng([self.seed, epoch])
+            order, aug_seeds = rng.permutation(self.n), rng.integers(0, 2**62, self.n)
+            for b in range(first, self.steps_per_epoch):
+                if step >= self.total_steps:
+                    return
+                positions = range(b * self.batch_size, min((b + 1) * self.batch_size, self.n))
+                yield [(int(order[p]), int(aug_seeds[p])) for p in positions]
+                step += 1
 
     def __len__(self) -> int:
-        return max(0, self.n - self.start)
+        return max(0, self.total_steps - self.start_step)
 
 
 __all__ = [
     "DataError",
-    "EpochSampler",
+    "EpochBatchSampler",
     "FolderPairReader",
     "Location",
     "NpzReader",

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from i2i import __version__
 from i2i.config import RunConfig, from_dict, to_dict
 from i2i.data.build import open_datasets
-from i2i.data.paired import EpochSampler
+from i2i.data.paired import EpochBatchSampler
 from i2i.models import DATA_KINDS, Model, build_model
 from i2i.train.checkpoint import (
     FORMAT,
@@ -180,62 +180,60 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         mininterval=0.5,
     )
     try:
-        while step < total_steps:
-            epoch, offset = divmod(step, steps_per_epoch)
-            loader = DataLoader(
-                train_set,
-                batch_size=bs,
-                sampler=EpochSampler(
-                    len(train_set),  # type: ignore[arg-type]
-                    cfg.train.seed,
-                    epoch,
-                    start=offset * bs,
-                ),
-                num_workers=cfg.data.num_workers,
-                generator=torch.Generator().manual_seed(cfg.train.seed),
-                pin_memory=device.type == "cuda",
+        loader = DataLoader(
+            train_set,
+            batch_sampler=EpochBatchSampler(
+                len(train_set),  # type: ignore[arg-type]
+                bs,
+                cfg.train.seed,
+                step,
+                total_steps,
+            ),
+            num_workers=cfg.data.num_workers,
+            persistent_workers=cfg.data.num_workers > 0,
+            generator=torch.Generator().manual_seed(cfg.train.seed),
+            pin_memory=device.type == "cuda",
+        )
+        for batch in loader:
+            epoch = step // steps_per_epoch
+            lr = cfg.train.lr * lr_factor(
+                step, steps_per_epoch, cfg.train.epochs, cfg.train.epochs_decay
             )
-            for batch in loader:
-                lr = cfg.train.lr * lr_factor(
-                    step, steps_per_epoch, cfg.train.epochs, cfg.train.epochs_decay
+            for optimizer in opt.values():
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            out = model.training_step(_to(batch, device), opt)
+            losses = {k: v.item() for k, v in out.items()}
+            bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+            if bad:
+                raise TrainingDiverged(
+                    f"loss {', '.join(f'{k}={v}' for k, v in bad.items())} at step "
+                    f"{step + 1}: training stopped. The last good checkpoint "
+                    f"({_latest(ckpt_root)}) is untouched; resume from it with a lower "
+                    "learning rate (--lr) or another --gan-mode."
                 )
-                for optimizer in opt.values():
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
-                out = model.training_step(_to(batch, device), opt)
-                losses = {k: v.item() for k, v in out.items()}
-                bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
-                if bad:
-                    raise TrainingDiverged(
-                        f"loss {', '.join(f'{k}={v}' for k, v in bad.items())} at step "
-                        f"{step + 1}: training stopped. The last good checkpoint "
-                        f"({_latest(ckpt_root)}) is untouched; resume from it with a lower "
-                        "learning rate (--lr) or another --gan-mode."
-                    )
-                step += 1
-                steps_done += 1
-                bar.update(1)
-                bar.set_postfix_str(
-                    f"epoch {epoch + 1}/{total_epochs} "
-                    + " ".join(f"{k}={v:.3f}" for k, v in losses.items()),
-                    refresh=False,
+            step += 1
+            steps_done += 1
+            bar.update(1)
+            bar.set_postfix_str(
+                f"epoch {epoch + 1}/{total_epochs} "
+                + " ".join(f"{k}={v:.3f}" for k, v in losses.items()),
+                refresh=False,
+            )
+            if step % cfg.train.log_every == 0 or step == total_steps:
+                rate = steps_done * bs / (time.perf_counter() - started)
+                monitor.scalars(step, {**losses, "lr": lr, "images_per_s": rate})
+                log.info(
+                    "step %d epoch %d %s",
+                    step,
+                    epoch + 1,
+                    " ".join(f"{k}={v:.4f}" for k, v in losses.items()),
                 )
-                if step % cfg.train.log_every == 0 or step == total_steps:
-                    rate = steps_done * bs / (time.perf_counter() - started)
-                    monitor.scalars(step, {**losses, "lr": lr, "images_per_s": rate})
-                    log.info(
-                        "step %d epoch %d %s",
-                        step,
-                        epoch + 1,
-                        " ".join(f"{k}={v:.4f}" for k, v in losses.items()),
-                    )
-                if step % cfg.train.image_every == 0:
-                    samples()
-                if step % cfg.train.save_every == 0:
-                    checkpoint()
-                    last_saved = step
-                if step >= total_steps:
-                    break
+            if step % cfg.train.image_every == 0:
+                samples()
+            if step % cfg.train.save_every == 0:
+                checkpoint()
+                last_saved = step
         final = checkpoint() if last_saved != step else ckpt_root / f"step_{step:08d}"
         samples()
         plot_loss_curves(monitor.metrics_file, run_dir / "loss_curves.png", title=str(run_dir))
