@@ -23,9 +23,9 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_synthetic(tmp_path_factory.mktemp("synth"), 32, 8, 32, seed=0, progress=False)
 
 
-def tiny_config(data: Path, out: Path, **train: object) -> RunConfig:
-    """A pix2pix that trains on 32 px images in milliseconds per step."""
-    defaults: dict[str, object] = dict(
+def tiny_train(out: Path | str, **overrides: object) -> TrainConfig:
+    """Training settings for tests: a few steps, losses logged every step, no extra pictures."""
+    settings: dict[str, object] = dict(
         out=str(out),
         batch_size=4,
         lr=5e-4,
@@ -37,12 +37,17 @@ def tiny_config(data: Path, out: Path, **train: object) -> RunConfig:
         image_every=1000,
         num_samples=2,
     )
-    defaults.update(train)
+    settings.update(overrides)
+    return TrainConfig(**settings)  # type: ignore[arg-type]
+
+
+def tiny_config(data: Path, out: Path, **train: object) -> RunConfig:
+    """A pix2pix that trains on 32 px images in milliseconds per step."""
     return RunConfig(
         data=DataConfig(root=str(data), load_size=36, crop_size=32),
         model=Pix2PixConfig(
             generator=GeneratorConfig(kind="unet_256", depth=5, ngf=16),
             discriminator=DiscriminatorConfig(n_layers=2, ndf=8),
         ),
-        train=TrainConfig(**defaults),  # type: ignore[arg-type]
+        train=tiny_train(out, **train),
     )

@@ -11,12 +11,14 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from i2i.cli import app
-from i2i.config import DataConfig, DCGANConfig, RunConfig, TrainConfig
+from i2i.config import DataConfig, DCGANConfig, RunConfig
 from i2i.data.images import DataError
 from i2i.data.unconditional import ImageDataset, read_idx
 from i2i.infer.sample import load_generator
 from i2i.models import DCGAN
 from i2i.train import train
+
+from .conftest import tiny_train
 
 
 def write_idx(path, images: np.ndarray, gz: bool = True) -> None:
@@ -48,22 +50,10 @@ def digits(tmp_path_factory):
 
 
 def dcgan_config(data, out, **kw) -> RunConfig:
-    train_kw: dict[str, object] = dict(
-        out=str(out),
-        batch_size=32,
-        lr=2e-4,
-        epochs=100,
-        epochs_decay=0,
-        max_steps=10,
-        save_every=1000,
-        log_every=5,
-        image_every=1000,
-    )
-    train_kw.update(kw)
     return RunConfig(
         data=DataConfig(root=str(data), preprocess="none", flip=False, output_nc=1, crop_size=28),
         model=DCGANConfig(latent_dim=32, ngf=64, ndf=32),  # a weaker D lets G keep up
-        train=TrainConfig(**train_kw),  # type: ignore[arg-type]
+        train=tiny_train(out, **{"batch_size": 32, "lr": 2e-4, "log_every": 5, **kw}),
     )
 
 

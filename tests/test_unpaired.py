@@ -17,7 +17,6 @@ from i2i.config import (
     DiscriminatorConfig,
     GeneratorConfig,
     RunConfig,
-    TrainConfig,
     from_dict,
 )
 from i2i.data.paired import PairedDataset
@@ -29,6 +28,8 @@ from i2i.models import CUT, CycleGAN
 from i2i.models.pool import ImagePool
 from i2i.train import train
 from i2i.train.monitor import read_metrics
+
+from .conftest import tiny_train
 
 
 @pytest.fixture(scope="module")
@@ -44,25 +45,13 @@ class Shift(nn.Module):
 
 
 def tiny_unpaired(data, out, model, **train_kw) -> RunConfig:
-    kw: dict[str, object] = dict(
-        out=str(out),
-        batch_size=2,
-        lr=5e-4,
-        epochs=100,
-        epochs_decay=0,
-        max_steps=10,
-        save_every=1000,
-        log_every=1,
-        image_every=1000,
-        num_samples=2,
-    )
-    kw.update(train_kw)
+    train_kw = {"batch_size": 2, "epochs": 100, **train_kw}
     model.generator = GeneratorConfig(kind="unet_256", depth=5, ngf=8, dropout=0.0)
     model.discriminator = DiscriminatorConfig(n_layers=2, ndf=8)
     return RunConfig(
         data=DataConfig(root=str(data), load_size=36, crop_size=32),
         model=model,
-        train=TrainConfig(**kw),  # type: ignore[arg-type]
+        train=tiny_train(out, **train_kw),
     )
 
 

@@ -34,6 +34,16 @@ class Model(Protocol):
     def load_train_state(self, state: dict[str, torch.Tensor]) -> None: ...
 
 
+class NoExtraState:
+    """For models whose weights and optimizers are their whole training state."""
+
+    def train_state(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_train_state(self, state: dict[str, torch.Tensor]) -> None:
+        pass
+
+
 def adam(params: Any, train: TrainConfig) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=train.lr, betas=(train.beta1, train.beta2))
 

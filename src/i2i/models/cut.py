@@ -19,12 +19,12 @@ from torch import nn
 
 from i2i.config import ConfigError, CUTConfig, TrainConfig
 from i2i.losses import GANLoss, discriminator_loss, patch_nce_loss
-from i2i.models.base import adam, check_translation_size, net_spec, set_requires_grad
+from i2i.models.base import NoExtraState, adam, check_translation_size, net_spec, set_requires_grad
 from i2i.nets import build_discriminator, build_generator, init_weights
 from i2i.nets.patch_mlp import PatchSampleMLP
 
 
-class CUT(nn.Module):
+class CUT(NoExtraState, nn.Module):
     def __init__(self, cfg: CUTConfig, in_channels: int = 3, out_channels: int = 3) -> None:
         super().__init__()
         if in_channels != out_channels:
@@ -129,9 +129,3 @@ class CUT(nn.Module):
 
     def translate_nets(self, direction: str) -> dict[str, str]:
         return {direction: "G"}
-
-    def train_state(self) -> dict[str, torch.Tensor]:
-        return {}
-
-    def load_train_state(self, state: dict[str, torch.Tensor]) -> None:
-        pass

@@ -13,12 +13,12 @@ from torch import nn
 
 from i2i.config import ConfigError, DCGANConfig, TrainConfig
 from i2i.losses import GANLoss, discriminator_loss
-from i2i.models.base import adam, net_spec, set_requires_grad
+from i2i.models.base import NoExtraState, adam, net_spec, set_requires_grad
 from i2i.nets import init_weights
 from i2i.nets.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_plan
 
 
-class DCGAN(nn.Module):
+class DCGAN(NoExtraState, nn.Module):
     kind = "dcgan"
 
     def __init__(self, cfg: DCGANConfig, channels: int = 1, size: int = 28) -> None:
@@ -87,9 +87,3 @@ class DCGAN(nn.Module):
 
     def translate_nets(self, direction: str) -> dict[str, str]:
         return {}  # unconditional: DCGAN generates, it does not translate
-
-    def train_state(self) -> dict[str, torch.Tensor]:
-        return {}
-
-    def load_train_state(self, state: dict[str, torch.Tensor]) -> None:
-        pass

@@ -13,13 +13,13 @@ from torch import nn
 
 from i2i.config import Pix2PixConfig, TrainConfig
 from i2i.losses import GANLoss, discriminator_loss, reconstruction_loss
-from i2i.models.base import adam, check_translation_size, net_spec, set_requires_grad
+from i2i.models.base import NoExtraState, adam, check_translation_size, net_spec, set_requires_grad
 from i2i.nets import build_discriminator, build_generator, init_weights
 
 RECON_NAMES = {"l1": "G_L1", "l2": "G_L2", "l1+l2": "G_L1L2"}
 
 
-class Pix2Pix(nn.Module):
+class Pix2Pix(NoExtraState, nn.Module):
     kind = "pix2pix"
 
     def __init__(self, cfg: Pix2PixConfig, in_channels: int = 3, out_channels: int = 3) -> None:
@@ -90,9 +90,3 @@ class Pix2Pix(nn.Module):
     def translate_nets(self, direction: str) -> dict[str, str]:
         """pix2pix learns the one direction its data was given in."""
         return {direction: "G"}
-
-    def train_state(self) -> dict[str, torch.Tensor]:
-        return {}
-
-    def load_train_state(self, state: dict[str, torch.Tensor]) -> None:
-        pass
