@@ -29,9 +29,7 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/maps"))
     parser.add_argument("--grid", type=Path, default=None, help="write a val grid PNG here")
-    args = parser.parse_args()
-    if not (args.data / "val").is_dir():
-        raise SystemExit(f"{args.data}/val not found: pass --data pointing at the maps dataset")
+    args = parser.parse_args()  # --data: paired (val/) or unpaired (valA/ + valB/) maps
 
     cfg = load_run_config(args.run).data
     cfg.root = str(args.data)
