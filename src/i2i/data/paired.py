@@ -246,7 +246,7 @@ class PairedDataset(Dataset[dict[str, Any]]):
 
     ``A`` is always the network's input: with ``direction='BtoA'`` the halves are swapped here,
     so models never look at the direction. Indexing with ``(index, seed)`` (what
-    :class:`EpochSampler` yields) makes the random crop and flip a function of that seed alone,
+    :class:`EpochBatchSampler` yields) makes the random crop and flip a function of that seed alone,
     so a resumed run sees exactly the augmentations an uninterrupted one would.
     """
 

@@ -20,7 +20,10 @@ DATA_KINDS = {
 }
 
 
-def build_model(cfg: RunConfig) -> Model:
+AnyModel = Pix2Pix | CycleGAN | CUT | DCGAN
+
+
+def build_model(cfg: RunConfig) -> AnyModel:
     m, d = cfg.model, cfg.data
     if isinstance(m, Pix2PixConfig):
         return Pix2Pix(m, d.input_nc, d.output_nc)
@@ -31,4 +34,13 @@ def build_model(cfg: RunConfig) -> Model:
     return DCGAN(m, d.output_nc, d.crop_size)
 
 
-__all__ = ["CUT", "DATA_KINDS", "DCGAN", "CycleGAN", "Model", "Pix2Pix", "build_model"]
+__all__ = [
+    "CUT",
+    "DATA_KINDS",
+    "DCGAN",
+    "AnyModel",
+    "CycleGAN",
+    "Model",
+    "Pix2Pix",
+    "build_model",
+]

@@ -25,7 +25,7 @@ from i2i import __version__
 from i2i.config import RunConfig, from_dict, to_dict
 from i2i.data.build import open_datasets
 from i2i.data.paired import EpochBatchSampler
-from i2i.models import DATA_KINDS, Model, build_model
+from i2i.models import DATA_KINDS, AnyModel, build_model
 from i2i.train.checkpoint import (
     FORMAT,
     LATEST,
@@ -103,17 +103,17 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
 
     # data: the training split, and fixed examples for sample grids (val split when present)
     train_set, preview_set = open_datasets(cfg.data, DATA_KINDS[cfg.model.kind])
-    n_preview = min(cfg.train.num_samples, len(preview_set))  # type: ignore[arg-type]
+    n_preview = min(cfg.train.num_samples, len(preview_set))
     preview_batch = _to(default_collate([preview_set[i] for i in range(n_preview)]), device)
 
     # model and optimizers
     model = build_model(cfg)
-    model.to(device)  # type: ignore[attr-defined]
+    model.to(device)
     first = next(v for v in train_set[(0, 0)].values() if isinstance(v, torch.Tensor))
     model.check_image_size(*first.shape[1:])
     opt = model.make_optimizers(cfg.train)
     bs = cfg.train.batch_size
-    steps_per_epoch = math.ceil(len(train_set) / bs)  # type: ignore[arg-type]
+    steps_per_epoch = math.ceil(len(train_set) / bs)
     total_epochs = cfg.train.epochs + cfg.train.epochs_decay
     total_steps = steps_per_epoch * total_epochs
     if cfg.train.max_steps is not None:
@@ -123,7 +123,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     if resume:
         ckpt = resolve_checkpoint(run_dir)
         state = load_trainer_state(ckpt)
-        model.load_state_dict(load_weights(ckpt))  # type: ignore[attr-defined]
+        model.load_state_dict(load_weights(ckpt))
         for name, optimizer in opt.items():
             optimizer.load_state_dict(state["optimizers"][name])
         model.load_train_state(state["model"])
@@ -137,7 +137,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         "resuming" if resume else "starting",
         cfg.model.kind,
         run_dir,
-        len(train_set),  # type: ignore[arg-type]
+        len(train_set),
         steps_per_epoch,
         total_steps,
         device,
@@ -147,7 +147,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         return save_checkpoint(
             ckpt_root,
             f"step_{step:08d}",
-            model.state_dict(),  # type: ignore[attr-defined]
+            model.state_dict(),
             describe(model, cfg, step),
             trainer_state={
                 "step": step,
@@ -162,12 +162,12 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         )
 
     def samples() -> None:
-        model.eval()  # type: ignore[attr-defined]
+        model.eval()
         columns = model.preview(preview_batch)
-        model.train()  # type: ignore[attr-defined]
+        model.train()
         monitor.samples(step, list(columns.values()), list(columns))
 
-    model.train()  # type: ignore[attr-defined]
+    model.train()
     losses: dict[str, float] = {}
     last_saved = step if resume else -1
     started, steps_done = time.perf_counter(), 0
@@ -183,7 +183,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         loader = DataLoader(
             train_set,
             batch_sampler=EpochBatchSampler(
-                len(train_set),  # type: ignore[arg-type]
+                len(train_set),
                 bs,
                 cfg.train.seed,
                 step,
@@ -245,7 +245,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     return TrainResult(run_dir, final, step, elapsed, losses)
 
 
-def describe(model: Model, cfg: RunConfig, step: int) -> dict[str, Any]:
+def describe(model: AnyModel, cfg: RunConfig, step: int) -> dict[str, Any]:
     """The checkpoint's ``model.json``: enough to rebuild and use the model without config.yaml.
 
     ``translate`` maps each direction the model can translate to the network that does it;
