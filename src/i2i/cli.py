@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -344,7 +343,3 @@ def demo(
     from i2i.demo import run_demo
 
     run_demo(out, data, steps)
-
-
-def main() -> None:  # pragma: no cover
-    sys.exit(app())
