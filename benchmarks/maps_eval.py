@@ -18,8 +18,8 @@ import torch
 
 import i2i
 from i2i.data.paired import PairedDataset
-from i2i.metrics import evaluate_paired, pixel_accuracy, rmse
-from i2i.metrics.paired import to_uint8
+from i2i.metrics.evaluate import evaluate_translator
+from i2i.metrics.paired import pixel_accuracy, rmse, to_uint8
 from i2i.train import load_run_config
 from i2i.train.monitor import sample_grid
 
@@ -36,18 +36,21 @@ def main() -> None:
     val = PairedDataset(cfg, "val", train=False)
     model = i2i.load(args.run)
     started = time.perf_counter()
-    scores = evaluate_paired(model, val, size=256, progress=False)
+    scores = evaluate_translator(model, val, ["pixel_acc", "rmse"], size=256)
     seconds = time.perf_counter() - started
 
     floor = np.empty((256, 256, 3), np.uint8)
     floor[:] = (232, 228, 223)
-    targets = [to_uint8(val.raw_target(i), 256) for i in range(len(val))]
-    floor_acc = np.mean([pixel_accuracy(floor, t) for t in targets])
-    floor_rmse = np.mean([rmse(floor, t) for t in targets])
+    targets = torch.stack(
+        [torch.from_numpy(to_uint8(val.raw_target(i), 256)) for i in range(len(val))]
+    ).permute(0, 3, 1, 2)
+    floors = torch.from_numpy(floor).permute(2, 0, 1).expand_as(targets)
+    floor_acc = float(pixel_accuracy(floors, targets).mean())
+    floor_rmse = float(rmse(floors, targets).mean())
 
-    print(f"maps val, {scores.count} images, direction {cfg.direction}, model {args.run}")
+    print(f"maps val, {len(val)} images, direction {cfg.direction}, model {args.run}")
     print(f"{'':24s}{'pixel acc':>10s}{'RMSE':>8s}")
-    print(f"{'model':24s}{scores.pixel_accuracy:10.3f}{scores.rmse:8.2f}")
+    print(f"{'model':24s}{scores['pixel_acc']:10.3f}{scores['rmse']:8.2f}")
     print(f"{'constant-colour floor':24s}{floor_acc:10.3f}{floor_rmse:8.2f}")
     print(f"evaluation took {seconds:.1f} s on {model.device}")
 

@@ -11,6 +11,7 @@ import typer
 import yaml
 
 from i2i.config import ConfigError, RunConfig, from_dict, model_config, set_dotted, to_dict
+from i2i.metrics.names import METRICS
 
 app = typer.Typer(
     help="Image-to-image translation with GANs: train, watch, translate.",
@@ -92,7 +93,18 @@ TRAIN_FLAGS = {
     "save_every": "train.save_every",
     "log_every": "train.log_every",
     "image_every": "train.image_every",
+    "eval_every": "train.eval_every",
+    "eval_metric": "train.eval_metric",
+    "eval_limit": "train.eval_limit",
 }
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """``--set train.lr=1e-4`` -> ("train.lr", 0.0001); values are YAML."""
+    key, eq, raw = item.partition("=")
+    if not eq:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.lr=1e-4")
+    return key.strip(), yaml.safe_load(raw)
 
 
 def build_config(
@@ -114,10 +126,7 @@ def build_config(
         if value is not None:
             set_dotted(data, TRAIN_FLAGS[name], value)
     for item in sets:
-        key, eq, raw = item.partition("=")
-        if not eq:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.lr=1e-4")
-        set_dotted(data, key.strip(), yaml.safe_load(raw))
+        set_dotted(data, *parse_set(item))
     return from_dict(RunConfig, data)
 
 
@@ -175,6 +184,9 @@ def train(
     save_every: int = typer.Option(None, help="Steps between checkpoints [1000]."),
     log_every: int = typer.Option(None, help="Steps between logged losses [10]."),
     image_every: int = typer.Option(None, help="Steps between sample grids [500]."),
+    eval_every: int = typer.Option(None, help="Steps between val-split scores; keeps best."),
+    eval_metric: str = typer.Option(None, help="Metric for --eval-every (see evaluate) [l1]."),
+    eval_limit: int = typer.Option(None, help="Val images per evaluation [100]."),
     set_: list[str] = typer.Option([], "--set", help="Any option as KEY=VALUE (repeatable)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
@@ -213,6 +225,8 @@ def train(
     typer.echo(f"  sample grid: {run / 'samples.png'}")
     typer.echo(f"  loss curves: {run / 'loss_curves.png'}")
     typer.echo(f"  checkpoint: {result.checkpoint}")
+    if cfg.train.eval_every:
+        typer.echo(f"  best by {cfg.train.eval_metric}: {run / 'checkpoints' / 'best'}")
     typer.echo(f"  TensorBoard: tensorboard --logdir {run / 'tensorboard'}")
     if cfg.model.kind == "dcgan":
         typer.echo(f"  generate: i2i sample {run} -n 64 --out samples/")
@@ -275,6 +289,85 @@ def sample(
         raise ConfigError(f"-n must be at least 1, got {n}")
     grid = sample_images(checkpoint, n, out, seed=seed, device=device, progress=progress)
     typer.echo(f"wrote {n} image(s) to {out}; grid: {grid}")
+
+
+@app.command()
+@user_errors
+def evaluate(
+    checkpoint: Path = typer.Argument(None, help="Run folder or checkpoint to score."),
+    data: Path = typer.Option(None, help="Dataset whose split the checkpoint is scored on."),
+    split: str = typer.Option("val", help="Split of --data."),
+    real: Path = typer.Option(None, help="Instead of a checkpoint: folder of real images..."),
+    fake: Path = typer.Option(None, help="...and folder of outputs (paired by file name)."),
+    metrics: str = typer.Option(None, help="Comma list [all that apply]: " + ", ".join(METRICS)),
+    out: Path = typer.Option(None, help="Where metrics.json/.md go [RUN/eval-SPLIT or eval/]."),
+    direction: str = typer.Option(None, help="AtoB | BtoA (CycleGAN) [training direction]."),
+    size: int = typer.Option(None, help="Compare at SIZE x SIZE [model's training size]."),
+    limit: int = typer.Option(None, help="Score only the first N images."),
+    threshold: float = typer.Option(5.0, help="pixel_acc: max channel difference, 8-bit."),
+    features: str = typer.Option("inception", help="inception | package.module:factory"),
+    inception_weights: str = typer.Option(None, help="FID Inception weights file."),
+    train_data: Path = typer.Option(None, help="Training images, for mifid."),
+    mifid_eps: float = typer.Option(0.1, help="MiFID memorization threshold."),
+    batch_size: int = typer.Option(8, help="Images per forward pass."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Score a checkpoint on a dataset split (or --fake against --real): paired metrics,
+    FID/KID/IS/precision/recall/MiFID. Writes metrics.json and a Markdown table."""
+    from i2i.metrics.evaluate import EvalConfig, evaluate_checkpoint, evaluate_folders
+    from i2i.train.checkpoint import resolve_checkpoint
+
+    cfg = EvalConfig(
+        metrics=metrics.split(",") if metrics else None,
+        split=split,
+        size=size,
+        limit=limit,
+        batch_size=batch_size,
+        pixel_threshold=threshold,
+        features=features,
+        inception_weights=inception_weights,
+        mifid_eps=mifid_eps,
+        device=device,
+    )
+    if checkpoint is not None:
+        if data is None or real is not None or fake is not None:
+            raise ConfigError("with a CHECKPOINT, give --data DIR (not --real/--fake)")
+        report = evaluate_checkpoint(checkpoint, data, cfg, direction, train_data, None, progress)
+        run = resolve_checkpoint(checkpoint).parent.parent
+        out = out or run / f"eval-{split}"
+    elif real is not None and fake is not None:
+        report = evaluate_folders(real, fake, cfg, train_data, None, progress)
+        out = out or Path("eval")
+    else:
+        raise ConfigError("give a CHECKPOINT with --data DIR, or --real DIR and --fake DIR")
+    path = report.write(out)
+    typer.echo(report.table())
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"{report.count} images; wrote {path} and {path.with_suffix('.md')}")
+
+
+@app.command()
+@user_errors
+def experiment(
+    grid: Path = typer.Argument(..., help="Grid file (see experiments/)."),
+    out: str = typer.Option(None, help="Results folder [the grid's out, or runs/GRID]."),
+    data: str = typer.Option(None, help="Dataset for every cell (sets data.root)."),
+    set_: list[str] = typer.Option([], "--set", help="Base-config KEY=VALUE (repeatable)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Train and evaluate each cell of a grid of config overrides; finished cells are skipped,
+    so an interrupted sweep resumes. Writes results.md/.csv, loss curves and a sample grid."""
+    from i2i.experiment import load_experiment, run_experiment
+
+    overrides = dict(parse_set(item) for item in set_)
+    if data is not None:
+        overrides["data.root"] = data
+    exp = load_experiment(grid, out, overrides)
+    typer.echo(f"{len(exp.cells)} cells into {exp.out}: {', '.join(c.name for c in exp.cells)}")
+    results = run_experiment(exp, progress=progress)
+    typer.echo(f"results: {results} (and results.csv, loss_curves.png, samples.png)")
 
 
 @data_app.command("unpair")

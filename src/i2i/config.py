@@ -217,10 +217,16 @@ class TrainConfig:
     log_every: int = 10  # steps between logged scalars
     image_every: int = 500  # steps between sample grids
     num_samples: int = 4  # rows in a sample grid
+    # score the val split every eval_every steps (and at the end) and keep checkpoints/best
+    eval_every: int | None = None
+    eval_metric: str = "l1"  # any metric of `i2i evaluate`; lower or higher is better by metric
+    eval_limit: int | None = 100  # val images per evaluation (None: all)
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.epochs_decay < 0 or self.epochs + self.epochs_decay == 0:
             raise ConfigError("train.epochs + train.epochs_decay must be at least 1")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise ConfigError(f"train.eval_every must be at least 1, got {self.eval_every}")
         for name in ("batch_size", "save_every", "log_every", "image_every", "keep"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")

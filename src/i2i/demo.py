@@ -56,7 +56,7 @@ def run_demo(out: Path, data: Path, steps: int) -> None:
     from i2i.data.paired import PairedDataset
     from i2i.data.synth import write_synthetic
     from i2i.infer import Translator, translate_files
-    from i2i.metrics import evaluate_paired
+    from i2i.metrics.evaluate import evaluate_translator
     from i2i.models import Pix2Pix
     from i2i.train import train
 
@@ -69,18 +69,18 @@ def run_demo(out: Path, data: Path, steps: int) -> None:
 
     model = i2i.load(result.run_dir)
     val = PairedDataset(cfg.data, "val", train=False)
-    scores = evaluate_paired(model, val, size=64, progress=False)
+    scores = evaluate_translator(model, val, ["l1"])
     torch.manual_seed(cfg.train.seed)  # the very weights training started from
     assert isinstance(cfg.model, Pix2PixConfig)
     untrained = Translator(Pix2Pix(cfg.model).G)
-    before = evaluate_paired(untrained, val, size=64, progress=False)
+    before = evaluate_translator(untrained, val, ["l1"])
     translated = result.run_dir / "translated"
     translate_files(model, [data / "val"], translated, half="left", progress=False)
 
     run = result.run_dir
     typer.echo(
         f"\ndone in {result.seconds:.0f} s. Mean L1 error on the {len(val)} held-out "
-        f"pairs: {before.l1:.3f} before training -> {scores.l1:.3f} after"
+        f"pairs: {before['l1']:.3f} before training -> {scores['l1']:.3f} after"
     )
     typer.echo(f"  samples (input | output | target): {run / 'samples.png'}")
     typer.echo(f"  loss curves:                       {run / 'loss_curves.png'}")

@@ -1,5 +1,7 @@
-"""Metrics: how good a translation is."""
+"""Metrics: how good a translation or a generated set is.
 
-from i2i.metrics.paired import PairedScores, evaluate_paired, pixel_accuracy, rmse
-
-__all__ = ["PairedScores", "evaluate_paired", "pixel_accuracy", "rmse"]
+``names`` lists them; ``paired`` compares outputs with ground truth; ``features`` and
+``distribution`` compare sets; ``scorer`` accumulates both batch by batch; ``evaluate`` runs a
+checkpoint or two folders through it (``i2i evaluate``). Nothing is imported here, so that the
+CLI starts fast.
+"""

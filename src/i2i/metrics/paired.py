@@ -1,75 +1,98 @@
-"""Paired metrics against ground truth, on 8-bit images.
+"""Paired metrics against ground truth, on 8-bit images (Nx{1,3}xHxW uint8 tensors), one value
+per image; reports average them over images.
 
-The photo -> map protocol of the literature (GcGAN, CVPR 2019), used by ``evaluate_paired``:
-output and target are resized to 256x256; *per-pixel accuracy* is the fraction of pixels whose
-largest channel difference max(|dR|, |dG|, |dB|) is below 5 (8-bit values); *RMSE* per image is
-sqrt(mean over pixels of the channel-summed squared difference), averaged over images.
+The photo -> map protocol of the literature (GcGAN, CVPR 2019; ``../shared/data/README.md``):
+output and target at 256x256; *per-pixel accuracy* is the fraction of pixels whose largest
+channel difference max(|dR|, |dG|, |dB|) is below 5 (8-bit values); *RMSE* is
+sqrt(mean over pixels of the channel-summed squared difference).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from tqdm import tqdm
+import torch
+from torchmetrics.functional.image import (
+    peak_signal_noise_ratio,
+    structural_similarity_index_measure,
+)
 
-from i2i.data.paired import PairedDataset
-
-if TYPE_CHECKING:
-    from i2i.infer.translator import Translator
-
-
-def pixel_accuracy(output: np.ndarray, target: np.ndarray, threshold: float = 5.0) -> float:
-    """Fraction of pixels whose largest per-channel |difference| (8-bit units) < threshold."""
-    diff = np.abs(output.astype(np.int32) - target.astype(np.int32))
-    per_pixel = diff.max(axis=-1) if diff.ndim == 3 else diff
-    return float((per_pixel < threshold).mean())
+from i2i.metrics.features import FeatureWeightsMissing
 
 
-def rmse(output: np.ndarray, target: np.ndarray) -> float:
-    """sqrt(mean over pixels of the channel-summed squared difference), 8-bit units."""
-    diff = output.astype(np.float64) - target.astype(np.float64)
-    sq = (diff**2).sum(axis=-1) if diff.ndim == 3 else diff**2
-    return float(np.sqrt(sq.mean()))
+def pixel_accuracy(
+    output: torch.Tensor, target: torch.Tensor, threshold: float = 5.0
+) -> torch.Tensor:
+    """Per image: fraction of pixels whose largest per-channel |difference| < threshold."""
+    diff = (output.int() - target.int()).abs().amax(dim=1)
+    return (diff < threshold).float().mean(dim=(1, 2))
 
 
-@dataclass
-class PairedScores:
-    pixel_accuracy: float
-    rmse: float
-    l1: float  # mean |difference| in [0, 1] units
-    count: int
+def rmse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per image: sqrt(mean over pixels of the channel-summed squared difference)."""
+    sq = ((output.double() - target.double()) ** 2).sum(dim=1)
+    return sq.mean(dim=(1, 2)).sqrt()
 
 
-def to_uint8(x: np.ndarray, size: int) -> np.ndarray:
-    """A float HxWxC image in [0, 1] as 8-bit, resized (bicubic) to size x size."""
-    img = Image.fromarray((np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8).squeeze())
-    return np.asarray(img.resize((size, size), Image.Resampling.BICUBIC))
+def l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per image: mean |difference| in [0, 1] units (the pix2pix reconstruction term)."""
+    return (output.float() - target.float()).abs().mean(dim=(1, 2, 3)) / 255.0
 
 
-def evaluate_paired(
-    translator: Translator,
-    dataset: PairedDataset,
-    size: int = 256,
-    threshold: float = 5.0,
-    batch_size: int = 8,
-    progress: bool = True,
-) -> PairedScores:
-    """Translate each pair's input (preprocessed as for evaluation) and score the output against
-    the target at its original resolution, both resized to ``size``, by the protocol above.
-    ``l1`` compares at the network's resolution, in [0, 1] units."""
-    accs, errs, l1s = [], [], []
-    for start in tqdm(range(0, len(dataset), batch_size), disable=not progress, desc="evaluate"):
-        indices = range(start, min(start + batch_size, len(dataset)))
-        items = [dataset[i] for i in indices]
-        inputs = [((it["A"] + 1) / 2).permute(1, 2, 0).numpy() for it in items]
-        outputs = translator.translate_arrays(inputs, batch_size)
-        for i, it, out in zip(indices, items, outputs, strict=True):
-            target = ((it["B"] + 1) / 2).permute(1, 2, 0).numpy()
-            l1s.append(float(np.abs(out - target).mean()))
-            o8, t8 = to_uint8(out, size), to_uint8(dataset.raw_target(i), size)
-            accs.append(pixel_accuracy(o8, t8, threshold))
-            errs.append(rmse(o8, t8))
-    return PairedScores(float(np.mean(accs)), float(np.mean(errs)), float(np.mean(l1s)), len(accs))
+def psnr(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per image PSNR in dB, peak 255 (identical images give +inf)."""
+    return peak_signal_noise_ratio(
+        output.double(), target.double(), data_range=255.0, reduction="none", dim=(1, 2, 3)
+    )
+
+
+def ssim(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per image SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5)."""
+    out = structural_similarity_index_measure(
+        output.double(), target.double(), data_range=255.0, reduction="none"
+    )
+    assert isinstance(out, torch.Tensor)  # a tuple only with return_full_image
+    return out
+
+
+class LPIPS:
+    """LPIPS distance with the AlexNet backbone (torchmetrics' implementation), when its ImageNet
+    weights are in the torch hub cache; we never download them from inside an evaluation."""
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+        from torchvision.models import AlexNet_Weights
+
+        url = AlexNet_Weights.DEFAULT.url
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[1]
+        if not cached.is_file():
+            raise FeatureWeightsMissing(
+                f"LPIPS needs torchvision's AlexNet weights at {cached}; download {url} there "
+                "(or leave lpips out of --metrics)"
+            )
+        self.device = torch.device(device)
+        self.metric = LearnedPerceptualImagePatchSimilarity("alex", reduction="mean").to(
+            self.device
+        )
+
+    @torch.inference_mode()
+    def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        def prep(x: torch.Tensor) -> torch.Tensor:
+            x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+            return (x.float() / 127.5 - 1).to(self.device)
+
+        net = self.metric.net
+        return net(prep(output), prep(target)).flatten().cpu()
+
+
+def to_uint8(x: np.ndarray, size: int | None = None) -> np.ndarray:
+    """A float HxWxC image in [0, 1] as 8-bit HxWxC, optionally resized (bicubic) to a square."""
+    from PIL import Image
+
+    arr = (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if size is None or arr.shape[:2] == (size, size):
+        return arr
+    img = Image.fromarray(arr.squeeze(-1) if arr.shape[-1] == 1 else arr)
+    out = np.asarray(img.resize((size, size), Image.Resampling.BICUBIC))
+    return out[..., None] if out.ndim == 2 else out

@@ -9,6 +9,7 @@ A checkpoint is a folder::
         trainer.safetensors optimizer tensors and RNG states (for resume; absent in exports)
         trainer.json        the rest of the trainer state: step, epoch, optimizer settings
     RUN/checkpoints/latest  the name of the newest complete checkpoint
+    RUN/checkpoints/best    with --eval-every: the name of the best-scoring one (best.json: score)
 
 Each checkpoint is written into a temporary folder and renamed into place, then ``latest`` is
 replaced (write + rename): a crash at any moment leaves the previous checkpoint intact and
@@ -30,6 +31,7 @@ from safetensors.torch import load_file, save_file
 FORMAT = "i2i-checkpoint"
 VERSION = 1
 LATEST = "latest"
+BEST = "best"
 
 
 class CheckpointError(ValueError):
@@ -111,18 +113,38 @@ def save_checkpoint(
         raise
     write_text_atomic(root / LATEST, name)
     if keep:
+        best = root / BEST
+        kept = {name, best.read_text().strip() if best.is_file() else ""}
         steps = sorted(p for p in root.glob("step_*") if p.is_dir())
         for old in steps[:-keep]:
-            if old.name != name:
+            if old.name not in kept:
                 shutil.rmtree(old, ignore_errors=True)
     return final
 
 
+def mark_best(root: Path, name: str, score: dict[str, Any]) -> None:
+    """Point ``root/best`` at checkpoint ``name`` (kept by pruning); ``best.json`` holds its
+    score. The JSON is written first, so the pointer never names an unscored checkpoint."""
+    write_text_atomic(root / f"{BEST}.json", json.dumps({"checkpoint": name, **score}))
+    write_text_atomic(root / BEST, name)
+
+
+def read_best(root: Path) -> dict[str, Any] | None:
+    path = root / f"{BEST}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint folder from a checkpoint folder, a ``checkpoints/`` folder or a run folder."""
+    """A checkpoint folder from a checkpoint folder, a ``checkpoints/`` folder, a run folder
+    (its latest checkpoint) or a pointer file (``RUN/checkpoints/best``)."""
     path = Path(path)
     if (path / "model.json").is_file():
         return path
+    if path.is_file() and path.name in (LATEST, BEST):
+        ckpt = path.parent / path.read_text().strip()
+        if (ckpt / "model.json").is_file():
+            return ckpt
+        raise CheckpointError(f"{path} names {ckpt.name}, which is missing or incomplete")
     for folder in (path, path / "checkpoints"):
         pointer = folder / LATEST
         if pointer.is_file():

@@ -25,6 +25,7 @@ from i2i import __version__
 from i2i.config import RunConfig, from_dict, to_dict
 from i2i.data.build import open_datasets
 from i2i.data.paired import EpochBatchSampler
+from i2i.metrics.names import better
 from i2i.models import DATA_KINDS, AnyModel, build_model
 from i2i.train.checkpoint import (
     FORMAT,
@@ -32,6 +33,8 @@ from i2i.train.checkpoint import (
     VERSION,
     load_trainer_state,
     load_weights,
+    mark_best,
+    read_best,
     resolve_checkpoint,
     save_checkpoint,
 )
@@ -132,6 +135,12 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         if device.type == "cuda" and state["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     monitor = RunMonitor(run_dir, resume_step=step)
+    evaluator = None
+    if cfg.train.eval_every:
+        from i2i.train.evaluation import TrainingEvaluator  # imports infer, which imports us
+
+        evaluator = TrainingEvaluator(cfg, device)
+    best = read_best(ckpt_root) if resume else None
     log.info(
         "%s %s run %s: %d training samples, %d steps/epoch, %d steps in all, device %s",
         "resuming" if resume else "starting",
@@ -142,6 +151,8 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         total_steps,
         device,
     )
+
+    last_saved = step if resume else -1
 
     def checkpoint() -> Path:
         return save_checkpoint(
@@ -161,6 +172,20 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
             keep=cfg.train.keep,
         )
 
+    def evaluate() -> None:
+        nonlocal best, last_saved
+        assert evaluator is not None
+        metric = evaluator.metric
+        value = evaluator(model)
+        monitor.evaluation(step, {metric: value})
+        log.info("step %d eval %s=%.4f", step, metric, value)
+        if better(metric, value, best["value"] if best else None):
+            if last_saved != step:
+                checkpoint()
+                last_saved = step
+            best = {"metric": metric, "value": value, "step": step}
+            mark_best(ckpt_root, f"step_{step:08d}", best)
+
     def samples() -> None:
         model.eval()
         columns = model.preview(preview_batch)
@@ -169,7 +194,6 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
 
     model.train()
     losses: dict[str, float] = {}
-    last_saved = step if resume else -1
     started, steps_done = time.perf_counter(), 0
     bar = tqdm(
         total=total_steps,
@@ -231,6 +255,8 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
                 )
             if step % cfg.train.image_every == 0:
                 samples()
+            if evaluator and (step % evaluator.every == 0 or step == total_steps):
+                evaluate()
             if step % cfg.train.save_every == 0:
                 checkpoint()
                 last_saved = step

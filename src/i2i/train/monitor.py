@@ -25,6 +25,7 @@ class RunMonitor:
         self.metrics_file = run_dir / "metrics.jsonl"
         if resume_step:  # drop lines a killed run logged after its last checkpoint
             _truncate_metrics(self.metrics_file, resume_step)
+            _truncate_metrics(run_dir / "eval.jsonl", resume_step)
         # purge_step hides TensorBoard events the killed run wrote past the checkpoint
         self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step or None)
         handler = logging.FileHandler(run_dir / "train.log")
@@ -39,6 +40,13 @@ class RunMonitor:
             self.tb.add_scalar(f"{group}/{name}", value, step)
         with open(self.metrics_file, "a") as f:
             f.write(json.dumps({"step": step, **values}) + "\n")
+
+    def evaluation(self, step: int, scores: dict[str, float]) -> None:
+        """Val-split scores: TensorBoard ``eval/NAME`` and ``eval.jsonl``."""
+        for name, value in scores.items():
+            self.tb.add_scalar(f"eval/{name}", value, step)
+        with open(self.run_dir / "eval.jsonl", "a") as f:
+            f.write(json.dumps({"step": step, **scores}) + "\n")
 
     def samples(self, step: int, rows: Sequence[torch.Tensor], names: Sequence[str]) -> Path:
         """Save a grid whose columns are ``names`` (e.g. input | output | target)."""
@@ -104,7 +112,7 @@ def plot_loss_curves(metrics_file: Path, out: Path, title: str = "") -> Path | N
     for ax, name in zip(axes.flat, names, strict=False):
         values = [r.get(name, float("nan")) for r in rows]
         ax.plot(steps, values, alpha=0.3, color="C0", linewidth=0.8)
-        ax.plot(steps, _moving_average(values, max(1, len(values) // 20)), color="C0")
+        ax.plot(steps, moving_average(values, max(1, len(values) // 20)), color="C0")
         ax.set_title(name)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -116,7 +124,7 @@ def plot_loss_curves(metrics_file: Path, out: Path, title: str = "") -> Path | N
     return out
 
 
-def _moving_average(values: list[float], window: int) -> list[float]:
+def moving_average(values: list[float], window: int) -> list[float]:
     out, acc = [], 0.0
     for i, v in enumerate(values):
         acc += v

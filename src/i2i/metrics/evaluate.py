@@ -1,0 +1,344 @@
+"""``i2i evaluate``: score a checkpoint on a dataset split, or a folder of outputs against a
+folder of real images, and write ``metrics.json`` plus a Markdown table.
+
+Protocol. A translation model translates each input of the split as prepared for evaluation
+(resized to the training crop size); outputs and targets are compared at ``size`` x ``size``
+(default: the model's training size; the photo -> map literature uses 256), the targets resized
+once from the stored images with PIL bicubic. An unconditional model (DCGAN) draws as many samples
+as the real set has images. Distribution metrics resize both sets the same way (see
+``i2i.metrics.features``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from i2i.config import ConfigError, DataConfig, from_dict
+from i2i.data.images import DataError, list_images, read_with_hint
+from i2i.data.paired import PairedDataset, locate
+from i2i.data.unconditional import ImageDataset
+from i2i.data.unpaired import locate_unpaired
+from i2i.metrics.features import FeatureExtractor, FeatureWeightsMissing, build_extractor
+from i2i.metrics.names import DISTRIBUTION, LOWER_IS_BETTER, PAIRED, check_metrics
+from i2i.metrics.paired import LPIPS, to_uint8
+from i2i.metrics.scorer import Scorer
+
+
+@dataclass
+class EvalConfig:
+    metrics: list[str] | None = None  # None: every metric the data and this machine allow
+    split: str = "val"
+    size: int | None = None  # compare at size x size; None: the model's training size
+    limit: int | None = None  # score only the first N images
+    batch_size: int = 8
+    pixel_threshold: float = 5.0  # 8-bit levels, as in the photo -> map protocol
+    features: str = "inception"  # or "package.module:factory"
+    inception_weights: str | None = None
+    mifid_eps: float = 0.1
+    kid_subset_size: int = 1000
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.metrics is not None:
+            self.metrics = check_metrics(self.metrics)
+
+
+@dataclass
+class Report:
+    metrics: dict[str, float]
+    count: int
+    source: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        lines = ["| metric | value | better |", "| --- | --- | --- |"]
+        for name, value in self.metrics.items():
+            base = name.removesuffix("_std")
+            arrow = "lower" if base in LOWER_IS_BETTER else "higher"
+            arrow = "" if name.endswith("_std") else arrow
+            lines.append(f"| {name} | {value:.4g} | {arrow} |")
+        return "\n".join(lines)
+
+    def write(self, out: str | Path) -> Path:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
+        what = ", ".join(f"{k}: {v}" for k, v in self.source.items())
+        notes = "".join(f"\n- {n}" for n in self.notes)
+        (out / "metrics.md").write_text(
+            f"# Evaluation\n\n{what}; {self.count} images.\n\n{self.table()}\n{notes}\n"
+        )
+        return out / "metrics.json"
+
+
+def make_scorer(
+    cfg: EvalConfig,
+    paired_data: bool,
+    has_train: bool,
+    extractor: FeatureExtractor | None = None,
+) -> tuple[Scorer, list[str]]:
+    """A Scorer for the requested metrics, or (``cfg.metrics`` None) for all that apply here.
+    Returns it with notes on metrics left out. ``extractor`` overrides ``cfg.features``."""
+    notes: list[str] = []
+    auto = cfg.metrics is None
+    if auto:
+        names = list(PAIRED if paired_data else ()) + list(DISTRIBUTION)
+    else:
+        names = list(cfg.metrics or [])
+    if not paired_data:
+        asked = [n for n in names if n in PAIRED]
+        if asked and not auto:
+            raise ConfigError(f"{', '.join(asked)}: need ground-truth pairs, which this data lacks")
+    if "mifid" in names and not has_train:
+        if not auto:
+            raise ConfigError("mifid needs the training images: pass --train-data")
+        names.remove("mifid")
+        notes.append("mifid left out: no training images given")
+    device = _device(cfg.device)
+    lpips = None
+    if "lpips" in names:
+        try:
+            lpips = LPIPS(device)
+        except FeatureWeightsMissing as exc:
+            if not auto:
+                raise
+            names.remove("lpips")
+            notes.append(f"lpips left out: {exc}")
+    feats: FeatureExtractor | None = None
+    if any(n in DISTRIBUTION for n in names):
+        try:
+            feats = extractor or build_extractor(cfg.features, cfg.inception_weights, device)
+        except FeatureWeightsMissing as exc:
+            if not auto:
+                raise
+            names = [n for n in names if n not in DISTRIBUTION]
+            notes.append(f"distribution metrics left out: {exc}")
+    scorer = Scorer(
+        names,
+        feats,
+        lpips,
+        pixel_threshold=cfg.pixel_threshold,
+        mifid_eps=cfg.mifid_eps,
+        kid_subset_size=cfg.kid_subset_size,
+    )
+    return scorer, notes
+
+
+# -- a checkpoint on a dataset ----------------------------------------------------------------
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data: str | Path,
+    cfg: EvalConfig,
+    direction: str | None = None,
+    train_data: str | Path | None = None,
+    extractor: FeatureExtractor | None = None,
+    progress: bool = True,
+) -> Report:
+    from i2i.infer.sample import load_generator
+    from i2i.infer.translator import Translator
+    from i2i.train.checkpoint import read_description, resolve_checkpoint
+
+    ckpt = resolve_checkpoint(checkpoint)
+    desc = read_description(ckpt)
+    data_cfg = from_dict(DataConfig, desc["config"]["data"], "data")
+    data_cfg.root = str(data)
+    data_cfg.skip_bad = True
+    source: dict[str, Any] = {"checkpoint": str(ckpt), "data": str(data), "split": cfg.split}
+    if "sample" in desc:  # unconditional: samples against the images at --data
+        size = cfg.size or desc["sample"]["size"]
+        data_cfg.crop_size, data_cfg.preprocess = size, "resize"
+        reals = ImageDataset(data_cfg, train=False)
+        n = min(cfg.limit or len(reals), len(reals))
+        scorer, notes = make_scorer(cfg, False, True, extractor)
+        net = load_generator(ckpt, cfg.device)
+        device, gen = next(net.parameters()).device, torch.Generator().manual_seed(0)
+        for start in tqdm(range(0, n, cfg.batch_size), disable=not progress, desc="evaluate"):
+            idx = range(start, min(start + cfg.batch_size, n))
+            real = torch.stack([reals[i]["image"] for i in idx])
+            scorer.add_reals(_from_net(real))
+            scorer.add_train(_from_net(real))  # MiFID: the data the model learned from
+            z = torch.randn(len(idx), net.latent_dim, generator=gen).to(device)
+            with torch.inference_mode():
+                scorer.add_fakes(_from_net(net(z)))
+        return Report(scorer.compute(), n, {**source, "size": size}, notes)
+
+    translator = Translator.load(ckpt, cfg.device, direction)
+    data_cfg.direction = direction or desc["translate"]["default"]  # type: ignore[assignment]
+    size = cfg.size or desc["translate"]["train_size"]
+    source["size"] = size
+    train_images = _train_targets(data_cfg, train_data)
+    paired_ok = locate(data_cfg.root, cfg.split, data_cfg.layout) is not None
+    scorer, notes = make_scorer(cfg, paired_ok, train_images is not None, extractor)
+    if train_images is not None and "mifid" in scorer.metrics:
+        for chunk in _chunks(train_images(), cfg.batch_size):
+            scorer.add_train(_stack([to_uint8(a, size) for a in chunk]))
+    if paired_ok:
+        dataset = PairedDataset(data_cfg, cfg.split, train=False)
+        n = min(cfg.limit or len(dataset), len(dataset))
+        score_translations(translator, dataset, scorer, size, n, cfg.batch_size, progress)
+    else:
+        folders = locate_unpaired(data_cfg.root, cfg.split)
+        if folders is None:
+            raise FileNotFoundError(f"{data}: no '{cfg.split}' split (paired or {cfg.split}A/B)")
+        a, b = folders if data_cfg.direction == "AtoB" else folders[::-1]
+        inputs, targets = list_images(a)[: cfg.limit], list_images(b)[: cfg.limit]
+        n = len(inputs)
+        for batch in tqdm(list(_batches(inputs, cfg.batch_size)), disable=not progress):
+            arrays = [read_with_hint(p, translator.input_channels) for p in batch]
+            outs = translator.translate_arrays(arrays, cfg.batch_size)
+            scorer.add_fakes(_stack([to_uint8(o, size) for o in outs]))
+        for batch in _batches(targets, cfg.batch_size):
+            scorer.add_reals(_stack([to_uint8(read_with_hint(p, 3), size) for p in batch]))
+        notes.append(f"{cfg.split} has no pairs: distribution metrics only")
+    return Report(scorer.compute(), n, source, notes)
+
+
+def score_translations(
+    translator: Any,
+    dataset: PairedDataset,
+    scorer: Scorer,
+    size: int,
+    n: int,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> None:
+    """Translate the first ``n`` pairs' inputs and add (output, stored target) to ``scorer``."""
+    for start in tqdm(range(0, n, batch_size), disable=not progress, desc="evaluate"):
+        idx = range(start, min(start + batch_size, n))
+        inputs = torch.stack([dataset[i]["A"] for i in idx])
+        with torch.inference_mode():
+            outputs = (translator.translate_tensor(inputs).float().cpu() + 1) / 2
+        fakes = [to_uint8(o.permute(1, 2, 0).numpy(), size) for o in outputs]
+        reals = [to_uint8(dataset.raw_target(i), size) for i in idx]
+        scorer.add_pairs(_stack(fakes), _stack(reals))
+
+
+def _train_targets(
+    data_cfg: DataConfig, train_data: str | Path | None
+) -> Callable[[], Iterator[np.ndarray]] | None:
+    """The target domain's training images (MiFID's memorization reference), as a function
+    that reads them one by one: ``train_data``, else the training split of the data."""
+    if train_data is not None:
+        paths = list_images(train_data)
+        return lambda: (read_with_hint(p, 3) for p in paths)
+    split = data_cfg.train_split
+    if locate(data_cfg.root, split, data_cfg.layout) is not None:
+        pairs = PairedDataset(data_cfg, split, train=False)
+        return lambda: (pairs.raw_target(i) for i in range(len(pairs)))
+    try:
+        folders = locate_unpaired(data_cfg.root, split)
+    except DataError:
+        return None
+    target = folders[1] if data_cfg.direction == "AtoB" else folders[0]  # type: ignore[index]
+    paths = list_images(target)
+    return lambda: (read_with_hint(p, 3) for p in paths)
+
+
+# -- two folders --------------------------------------------------------------------------------
+def evaluate_folders(
+    real: str | Path,
+    fake: str | Path,
+    cfg: EvalConfig,
+    train_data: str | Path | None = None,
+    extractor: FeatureExtractor | None = None,
+    progress: bool = True,
+) -> Report:
+    """Outputs in ``fake`` against ``real``: paired metrics when every output has a real image
+    of the same file stem, distribution metrics always."""
+    reals, fakes = list_images(real)[: cfg.limit], list_images(fake)[: cfg.limit]
+    by_stem = {p.stem: p for p in list_images(real)}
+    paired_ok = bool(fakes) and all(p.stem in by_stem for p in fakes)
+    trains = list_images(train_data) if train_data is not None else None
+    scorer, notes = make_scorer(cfg, paired_ok, trains is not None, extractor)
+    size = cfg.size
+    for batch in tqdm(list(_batches(fakes, cfg.batch_size)), disable=not progress):
+        outs = [to_uint8(read_with_hint(p, 3), size) for p in batch]
+        if paired_ok:
+            targets = [to_uint8(read_with_hint(by_stem[p.stem], 3), size) for p in batch]
+            outs = [_resize_like(o, t) for o, t in zip(outs, targets, strict=True)]
+            scorer.add_pairs(_stack(outs), _stack(targets))
+        else:
+            scorer.add_fakes(_stack_any(outs))
+    if not paired_ok:
+        for batch in _batches(reals, cfg.batch_size):
+            scorer.add_reals(_stack_any([to_uint8(read_with_hint(p, 3), size) for p in batch]))
+        notes.append("no output/target pairs by file name: distribution metrics only")
+    for batch in _batches(trains or [], cfg.batch_size):
+        scorer.add_train(_stack_any([to_uint8(read_with_hint(p, 3), size) for p in batch]))
+    source = {"real": str(real), "fake": str(fake)}
+    return Report(scorer.compute(), len(fakes), source, notes)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _device(name: str) -> torch.device:
+    from i2i.train.loop import pick_device
+
+    return pick_device(name)
+
+
+def _batches(items: Sequence[Path], n: int) -> Iterator[Sequence[Path]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def _chunks(items: Iterator[np.ndarray], n: int) -> Iterator[list[np.ndarray]]:
+    chunk: list[np.ndarray] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _stack(arrays: Sequence[np.ndarray]) -> torch.Tensor:
+    """HxWxC uint8 arrays of one size -> NxCxHxW uint8 tensor."""
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def _stack_any(arrays: Sequence[np.ndarray]) -> torch.Tensor:
+    """Like _stack, for images of several sizes (for features only): resized to the first's."""
+    h, w = arrays[0].shape[:2]
+    return _stack([_resize_like(a, arrays[0]) if a.shape[:2] != (h, w) else a for a in arrays])
+
+
+def _resize_like(image: np.ndarray, like: np.ndarray) -> np.ndarray:
+    if image.shape == like.shape:
+        return image
+    from PIL import Image
+
+    h, w = like.shape[:2]
+    resized = Image.fromarray(image).resize((w, h), Image.Resampling.BICUBIC)
+    return np.asarray(resized)
+
+
+def _from_net(x: torch.Tensor) -> torch.Tensor:
+    """Network images in [-1, 1] -> uint8."""
+    return ((x.float().cpu() + 1) * 127.5 + 0.5).clamp(0, 255).to(torch.uint8)
+
+
+def evaluate_translator(
+    translator: Any,
+    dataset: PairedDataset,
+    metrics: Sequence[str] = ("l1", "rmse", "pixel_acc"),
+    size: int | None = None,
+    limit: int | None = None,
+    batch_size: int = 8,
+    extractor: FeatureExtractor | None = None,
+) -> dict[str, float]:
+    """Score a translator on a paired dataset: the Python API behind training-time evaluation.
+    ``size`` defaults to the dataset's crop size."""
+    cfg = EvalConfig(metrics=list(metrics), batch_size=batch_size, device="cpu")
+    scorer, _ = make_scorer(cfg, True, False, extractor)
+    n = min(limit or len(dataset), len(dataset))
+    score_translations(translator, dataset, scorer, size or dataset.cfg.crop_size, n, batch_size)
+    return scorer.compute()

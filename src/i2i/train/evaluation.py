@@ -1,0 +1,56 @@
+"""Evaluation during training (``--eval-every N --eval-metric NAME``): score the model on the
+val split's pairs, so the loop can log the score and keep the best checkpoint."""
+
+from __future__ import annotations
+
+import torch
+
+from i2i.config import ConfigError, RunConfig
+from i2i.data.paired import PairedDataset, locate
+from i2i.infer.translator import Translator
+from i2i.metrics.evaluate import EvalConfig, make_scorer, score_translations
+from i2i.metrics.features import FeatureExtractor, build_extractor
+from i2i.metrics.names import DISTRIBUTION, check_metrics
+from i2i.models import AnyModel
+from i2i.nets.resnet import ResnetGenerator
+from i2i.nets.unet import UNetGenerator
+
+
+class TrainingEvaluator:
+    def __init__(self, cfg: RunConfig, device: torch.device) -> None:
+        (self.metric,) = check_metrics([cfg.train.eval_metric], "train.eval_metric")
+        if cfg.model.kind == "dcgan":
+            raise ConfigError(
+                "--eval-every scores translations against the val split; for DCGAN, score "
+                "checkpoints with `i2i evaluate` instead"
+            )
+        if locate(cfg.data.root, cfg.data.val_split, cfg.data.layout) is None:
+            raise ConfigError(
+                f"--eval-every needs a '{cfg.data.val_split}' split with pairs in "
+                f"{cfg.data.root} ({cfg.data.val_split}/ or {cfg.data.val_split}A/ + "
+                f"{cfg.data.val_split}B/ with matching file names)"
+            )
+        self.cfg = cfg
+        self.every = cfg.train.eval_every or 1
+        self.device = device
+        self.dataset = PairedDataset(cfg.data, cfg.data.val_split, train=False)
+        self.count = min(cfg.train.eval_limit or len(self.dataset), len(self.dataset))
+        self.extractor: FeatureExtractor | None = None
+        if self.metric in DISTRIBUTION:  # load the weights once, and fail before training
+            self.extractor = build_extractor("inception", device=device)
+
+    def __call__(self, model: AnyModel) -> float:
+        direction = self.cfg.data.direction
+        net_name = model.translate_nets(direction)[direction]
+        net = model.get_submodule(net_name)
+        assert isinstance(net, UNetGenerator | ResnetGenerator)
+        translator = Translator(net, self.device, self.cfg.data.input_nc)
+        scorer, _ = make_scorer(
+            EvalConfig(metrics=[self.metric], device=str(self.device)),
+            paired_data=True,
+            has_train=False,
+            extractor=self.extractor,
+        )
+        score_translations(translator, self.dataset, scorer, self.cfg.data.crop_size, self.count)
+        model.train()  # the translator switched the generator to eval mode
+        return scorer.compute()[self.metric]
