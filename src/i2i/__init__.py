@@ -5,12 +5,14 @@ Python API::
     import i2i
     model = i2i.load("runs/demo")          # a run folder or a checkpoint folder
     out = model(pil_image)                 # also numpy arrays, tensors, and lists for batches
+    big = model.translate_tiled(pil_mosaic, tile=512, overlap=64)   # any size, bounded memory
+    fast = i2i.load("runs/demo", backend="onnxruntime")              # or a .onnx from i2i export
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 __version__ = "0.1.0"
 
@@ -18,12 +20,18 @@ if TYPE_CHECKING:
     from i2i.infer.translator import Translator
 
 
-def load(path: str | Path, device: str = "auto", direction: str | None = None) -> Translator:
+def load(
+    path: str | Path,
+    device: str = "auto",
+    direction: str | None = None,
+    backend: Literal["torch", "onnxruntime"] = "torch",
+) -> Translator:
     """Load a trained model for translation; ``direction`` (AtoB/BtoA) picks one of a
-    CycleGAN's two generators. Imports torch on first use, not on ``import i2i``."""
+    CycleGAN's two generators; ``backend`` picks PyTorch or ONNX Runtime. Imports torch on
+    first use, not on ``import i2i``."""
     from i2i.infer.translator import Translator
 
-    return Translator.load(path, device=device, direction=direction)
+    return Translator.load(path, device=device, direction=direction, backend=backend)
 
 
 __all__ = ["__version__", "load"]

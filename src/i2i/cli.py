@@ -246,10 +246,14 @@ def translate(
     input_half: str = typer.Option(None, help="left | right: translate one half of A|B pairs."),
     image_format: str = typer.Option("png", "--format", help="png | jpg"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    backend: str = typer.Option("torch", help="torch | onnxruntime (CPU)."),
+    tile: int = typer.Option(None, help="Translate in SIZE x SIZE tiles (huge images)."),
+    overlap: int = typer.Option(64, help="Tile overlap in px, blended (with --tile)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable images, warn."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Translate images of any size with a trained model (into a folder or a .zip)."""
+    """Translate images of any size with a trained model or an exported .onnx file (into a
+    folder or a .zip); --tile for images too large for one pass."""
     import i2i
     from i2i.infer import translate_files
 
@@ -257,7 +261,9 @@ def translate(
         raise ConfigError(f"--input-half must be left or right, got {input_half!r}")
     if image_format not in ("png", "jpg"):
         raise ConfigError(f"--format must be png or jpg, got {image_format!r}")
-    translator = i2i.load(checkpoint, device=device, direction=direction)
+    if backend not in ("torch", "onnxruntime"):
+        raise ConfigError(f"--backend must be torch or onnxruntime, got {backend!r}")
+    translator = i2i.load(checkpoint, device, direction, backend)  # type: ignore[arg-type]
     written = translate_files(
         translator,
         inputs,
@@ -268,8 +274,27 @@ def translate(
         skip_bad=skip_bad,
         progress=progress,
         limit=limit,
+        tile=tile,
+        overlap=overlap,
     )
     typer.echo(f"translated {len(written)} image(s) into {out}")
+
+
+@app.command()
+@user_errors
+def export(
+    checkpoint: Path = typer.Argument(..., help="Run folder or checkpoint folder."),
+    onnx: Path = typer.Option(..., help="Output .onnx file."),
+    direction: str = typer.Option(None, help="AtoB | BtoA (CycleGAN) [the training direction]"),
+) -> None:
+    """Export a translation generator to ONNX (dynamic batch, height and width)."""
+    import i2i
+
+    translator = i2i.load(checkpoint, "cpu", direction)
+    path = translator.export_onnx(onnx)
+    size = path.stat().st_size / 2**20
+    typer.echo(f"wrote {path} ({size:.1f} MiB); input 'image' Nx{translator.input_channels}xHxW")
+    typer.echo(f"  in [-1, 1], H and W multiples of {translator.size_multiple}")
 
 
 @app.command()
@@ -368,6 +393,37 @@ def experiment(
     typer.echo(f"{len(exp.cells)} cells into {exp.out}: {', '.join(c.name for c in exp.cells)}")
     results = run_experiment(exp, progress=progress)
     typer.echo(f"results: {results} (and results.csv, loss_curves.png, samples.png)")
+
+
+@app.command()
+@user_errors
+def serve(
+    model: list[str] = typer.Option(..., help="NAME=CHECKPOINT (repeatable)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port."),
+    token: str = typer.Option(None, envvar="I2I_TOKEN", help="Bearer token for /v1/*."),
+    backend: str = typer.Option("torch", help="torch | onnxruntime"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    max_upload_mb: float = typer.Option(20, help="Largest upload, MiB."),
+    max_pixels: int = typer.Option(4096 * 4096, help="Largest image, pixels."),
+    workers: int = typer.Option(1, help="Inference threads."),
+    queue: int = typer.Option(16, help="Requests that may wait; more get 503."),
+) -> None:
+    """Serve models over a REST API and a web page (FastAPI under uvicorn)."""
+    try:
+        import uvicorn
+
+        from i2i.serve.app import ServeConfig, create_app, load_models
+    except ImportError as exc:
+        hint = f"serving needs the serve extra: pip install 'i2i[serve]' ({exc})"
+        raise ConfigError(hint) from None
+    if backend not in ("torch", "onnxruntime"):
+        raise ConfigError(f"--backend must be torch or onnxruntime, got {backend!r}")
+    models = load_models(model, device, backend)
+    cfg = ServeConfig(int(max_upload_mb * 2**20), max_pixels, token, workers, queue)
+    names = ", ".join(f"{m.name} ({m.direction})" for m in models.values())
+    typer.echo(f"serving {names} on http://{host}:{port}/ (API docs at /docs)")
+    uvicorn.run(create_app(models, cfg), host=host, port=port)
 
 
 @data_app.command("unpair")

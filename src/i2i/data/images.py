@@ -68,12 +68,17 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise BadImageError(path, f"not a readable image ({exc})") from exc
 
 
-def open_image(path: str | Path) -> Image.Image:
-    """Decode an image file completely, turning every decoder failure into a BadImageError."""
+def open_image(path: str | Path, large: bool = False) -> Image.Image:
+    """Decode an image file completely, turning every decoder failure into a BadImageError.
+    ``large`` lifts PIL's decompression-bomb guard (about 179 MP), for mosaics the user asked
+    to tile; otherwise bigger images are refused."""
     path = Path(path)
     if path.stat().st_size == 0:
         raise BadImageError(path, "the file is empty (0 bytes)")
+    guard = Image.MAX_IMAGE_PIXELS
     try:
+        if large:
+            Image.MAX_IMAGE_PIXELS = None
         with Image.open(path) as im:
             im.load()  # decodes now, so truncated files fail here and not in a worker later
             return im
@@ -83,6 +88,8 @@ def open_image(path: str | Path) -> Image.Image:
         raise BadImageError(path, f"not a readable image ({exc})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImageError(path, f"corrupt or truncated image ({exc})") from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = guard
 
 
 def pil_to_array(im: Image.Image, channels: int, source: str | Path = "image") -> np.ndarray:
@@ -152,7 +159,8 @@ def save_image(arr: np.ndarray, path: str | Path) -> None:
 
 
 def array_to_pil(arr: np.ndarray) -> Image.Image:
-    u8 = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    """A float HxWxC array in [0, 1] (or an 8-bit one, as is) as a PIL image."""
+    u8 = arr if arr.dtype == np.uint8 else (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
     return Image.fromarray(u8[..., 0] if u8.shape[-1] == 1 else u8)
 
 

@@ -28,6 +28,8 @@ from i2i.data.images import (
     pil_to_array,
     uint_array_to_float,
 )
+from i2i.infer.onnx import OnnxGenerator, export_bytes
+from i2i.infer.tiles import translate_tiled
 from i2i.infer.writers import ImageWriter
 from i2i.nets import Generator, build_generator
 from i2i.train.checkpoint import (
@@ -39,6 +41,13 @@ from i2i.train.checkpoint import (
 from i2i.train.loop import pick_device
 
 Half = Literal["left", "right"]
+Backend = Literal["torch", "onnxruntime"]
+
+
+def onnx_metadata(desc: dict[str, Any]) -> dict[str, Any]:
+    """What an exported file keeps of the checkpoint's description."""
+    keys = ("model", "step", "direction", "normalization", "i2i_version")
+    return {k: desc[k] for k in keys if k in desc}
 
 
 class Translator:
@@ -51,22 +60,34 @@ class Translator:
 
     def __init__(
         self,
-        net: Generator,
+        net: Generator | OnnxGenerator,
         device: torch.device | str = "cpu",
         input_channels: int = 3,
         description: dict[str, Any] | None = None,
     ) -> None:
         self.device = torch.device(device)
-        self.net = net.to(self.device).eval()
+        self.net = net.to(self.device).eval() if isinstance(net, torch.nn.Module) else net
+        self.backend: Backend = "torch" if isinstance(net, torch.nn.Module) else "onnxruntime"
         self.input_channels = input_channels
         self.size_multiple = net.size_multiple
         self.description = description or {}
 
     @classmethod
     def load(
-        cls, path: str | Path, device: str = "auto", direction: str | None = None
+        cls,
+        path: str | Path,
+        device: str = "auto",
+        direction: str | None = None,
+        backend: Backend = "torch",
     ) -> Translator:
-        """Load the network that translates ``direction`` (default: the training direction)."""
+        """Load the network that translates ``direction`` (default: the training direction).
+        ``backend="onnxruntime"`` exports it to ONNX in memory and runs that on the CPU; a
+        ``.onnx`` file made by ``i2i export`` loads with that backend directly."""
+        if backend not in ("torch", "onnxruntime"):
+            raise ValueError(f"backend must be torch or onnxruntime, got {backend!r}")
+        if str(path).endswith(".onnx"):
+            onnx_net = OnnxGenerator(path)
+            return cls(onnx_net, "cpu", onnx_net.in_channels, onnx_net.metadata)
         ckpt = resolve_checkpoint(path)
         desc = read_description(ckpt)
         if "translate" not in desc:
@@ -89,7 +110,29 @@ class Translator:
             spec["out_channels"],
         )
         net.load_state_dict(load_weights(ckpt, net_name))
+        desc = {**desc, "direction": direction}
+        if backend == "onnxruntime":
+            onnx_net = OnnxGenerator(export_bytes(net, spec["in_channels"], onnx_metadata(desc)))
+            return cls(onnx_net, "cpu", spec["in_channels"], desc)
         return cls(net, pick_device(device), spec["in_channels"], desc)
+
+    def translate_tiled(
+        self, image: Image.Image | np.ndarray, tile: int = 512, overlap: int = 64
+    ) -> np.ndarray:
+        """An image of any size (PIL or uint8/uint16 array) -> uint8 HxWxC, tile by tile with
+        blended overlaps; float memory is bounded by one strip of tiles."""
+        return translate_tiled(self, image, tile, overlap)
+
+    def export_onnx(self, out: str | Path) -> Path:
+        """Write this translator's network as ONNX (dynamic batch, height and width)."""
+        if not isinstance(self.net, torch.nn.Module):
+            raise ValueError("this translator already runs an ONNX model")
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(
+            export_bytes(self.net, self.input_channels, onnx_metadata(self.description))
+        )
+        return out
 
     # -- tensors -------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -180,12 +223,12 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def read_input(path: Path, channels: int, half: Half | None) -> np.ndarray:
-    im = open_image(path)
+def open_input(path: Path, half: Half | None, large: bool = False) -> Image.Image:
+    im = open_image(path, large)
     if half is not None:
         w, h = im.size
         im = im.crop((0, 0, w // 2, h) if half == "left" else (w // 2, 0, w, h))
-    return pil_to_array(im, channels, path)
+    return im
 
 
 def translate_files(
@@ -198,10 +241,13 @@ def translate_files(
     skip_bad: bool = False,
     progress: bool = True,
     limit: int | None = None,
+    tile: int | None = None,
+    overlap: int = 64,
 ) -> list[str]:
     """Translate image files and folders into ``out``: a folder, or a ``.zip`` written as it
     goes (memory stays bounded by one batch). Outputs keep each input's stem with ``suffix``;
-    ``limit`` stops after that many inputs. Returns the names written."""
+    ``limit`` stops after that many inputs. With ``tile``, each image is translated in
+    overlapping tiles (see ``i2i.infer.tiles``), however large. Returns the names written."""
     files = expand_inputs(inputs)[:limit]
     stems = [f.stem for f in files]
     dupes = {s for s in stems if stems.count(s) > 1}
@@ -212,11 +258,12 @@ def translate_files(
         ImageWriter(out) as writer,
         tqdm(total=len(files), disable=not progress, unit="img") as bar,
     ):
-        for chunk in _chunks(files, batch_size):
-            arrays, kept = [], []
+        # tiled: one image at a time, each cut into tiles; else batches of whole images
+        for chunk in _chunks(files, 1 if tile else batch_size):
+            images, kept = [], []
             for f in chunk:
                 try:
-                    arrays.append(read_input(f, translator.input_channels, half))
+                    images.append(open_input(f, half, large=tile is not None))
                     kept.append(f)
                 except BadImageError as exc:
                     if not skip_bad:
@@ -224,9 +271,17 @@ def translate_files(
                             exc.path, f"{exc.problem}; pass --skip-bad to skip it"
                         ) from None
                     tqdm.write(f"skipped {exc}")
-            for f, result in zip(
-                kept, translator.translate_arrays(arrays, batch_size), strict=True
-            ):
+            if tile:
+                results = [
+                    translate_tiled(translator, im, tile, overlap, batch_size) for im in images
+                ]
+            else:
+                arrays = [
+                    pil_to_array(im, translator.input_channels, f)
+                    for im, f in zip(images, kept, strict=True)
+                ]
+                results = translator.translate_arrays(arrays, batch_size)
+            for f, result in zip(kept, results, strict=True):
                 written.append(writer.write(f.stem + suffix, array_to_pil(result)))
             bar.update(len(chunk))
     return written

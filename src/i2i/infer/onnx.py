@@ -1,0 +1,76 @@
+"""ONNX export and the ONNX Runtime backend.
+
+``export_onnx`` writes a generator with dynamic batch, height and width (the network in eval
+mode: dropout off, batch norm on its running statistics). The graph is the network alone;
+``Translator`` pads inputs to the generator's multiple, for both backends. What a user needs to
+run the file without i2i is stored in its metadata: size_multiple, channels, normalization.
+
+We use PyTorch's TorchScript-based exporter: it handles these plain conv nets with dynamic shapes
+and needs no extra packages (the torch.export-based one needs onnxscript).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from i2i.nets import Generator
+
+OPSET = 17
+
+
+def export_bytes(net: Generator, in_channels: int, metadata: dict[str, Any]) -> bytes:
+    """The generator as an ONNX model (bytes), metadata attached."""
+    import onnx
+
+    net = net.eval()
+    m = net.size_multiple
+    example = torch.zeros(1, in_channels, 2 * m, 2 * m, device=next(net.parameters()).device)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and instance-norm notes
+        torch.onnx.export(
+            net,
+            (example,),
+            f"{tmp}/model.onnx",
+            input_names=["image"],
+            output_names=["translated"],
+            dynamic_axes={"image": axes, "translated": axes},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+        model = onnx.load(f"{tmp}/model.onnx")
+    for key, value in {**metadata, "size_multiple": m, "in_channels": in_channels}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    return model.SerializeToString()
+
+
+class OnnxGenerator:
+    """An ONNX Runtime session that stands in for a torch generator inside ``Translator``."""
+
+    def __init__(self, model: bytes | str | Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        source = model if isinstance(model, bytes) else str(model)
+        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = {k: json.loads(v) for k, v in meta.items()}
+        if "size_multiple" not in self.metadata:
+            raise ValueError(
+                f"{model if not isinstance(model, bytes) else 'model'}: not an i2i ONNX export"
+            )
+        self.size_multiple: int = self.metadata["size_multiple"]
+        self.in_channels: int = self.metadata["in_channels"]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        (out,) = self.session.run(None, {"image": x.detach().cpu().float().numpy()})
+        return torch.from_numpy(out)

@@ -1,0 +1,104 @@
+"""Tiled translation of images larger than a network pass can hold (satellite mosaics).
+
+The image is cut into ``tile`` x ``tile`` tiles that overlap by ``overlap`` pixels. Each tile is
+translated on its own; in the overlaps, tiles are blended with linear ramps (feathering), so no
+seam shows. Work proceeds one row of tiles at a time: the float buffers hold one strip of
+``tile`` rows, the output is written row by row, and only the 8-bit source and output images
+are whole in memory (the output may be a ``numpy.memmap`` for images beyond RAM).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from i2i.data.images import pil_to_array, uint_array_to_float
+
+if TYPE_CHECKING:
+    from i2i.infer.translator import Translator
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Tile origins along one side: every ``tile - overlap`` px, the last flush with the end."""
+    if length <= tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, length - tile, stride))
+    return [*starts, length - tile]
+
+
+def ramp(size: int, overlap: int, before: bool, after: bool) -> np.ndarray:
+    """Blend weights along one side of a tile: rising over ``overlap`` px where a neighbour
+    precedes, falling where one follows, 1 elsewhere (and always > 0)."""
+    w = np.ones(size, np.float32)
+    if overlap > 0:
+        edge = (np.arange(size, dtype=np.float32) + 0.5) / overlap
+        if before:
+            w = np.minimum(w, edge)
+        if after:
+            w = np.minimum(w, edge[::-1])
+    return w
+
+
+def translate_tiled(
+    translator: Translator,
+    image: Image.Image | np.ndarray,
+    tile: int = 512,
+    overlap: int = 64,
+    batch_size: int = 4,
+    out: np.ndarray | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Translate ``image`` (PIL, or a uint8/uint16 HxW[xC] array, memmaps included) tile by
+    tile into an 8-bit HxWxC array (``out`` if given). ``translator`` is an i2i ``Translator``."""
+    m = translator.size_multiple
+    if tile < 2 * overlap or tile % m or tile <= 0 or overlap < 0:
+        raise ValueError(
+            f"tile {tile} / overlap {overlap}: the tile must be a multiple of {m} "
+            f"(this generator's) and at least twice the overlap"
+        )
+    channels = translator.input_channels
+    if isinstance(image, Image.Image):
+        width, height = image.size
+        pil = image
+
+        def read(y: int, x: int, h: int, w: int) -> np.ndarray:
+            return pil_to_array(pil.crop((x, y, x + w, y + h)), channels)
+    else:
+        height, width = image.shape[:2]
+        arr = image
+
+        def read(y: int, x: int, h: int, w: int) -> np.ndarray:
+            return uint_array_to_float(np.asarray(arr[y : y + h, x : x + w]), "image", channels)
+
+    ys, xs = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
+    th, tw = min(tile, height), min(tile, width)
+    acc: np.ndarray | None = None  # rows [top, top + th) of the weighted sum
+    weight = np.zeros((th, width), np.float32)
+    top = 0
+    for k, y in enumerate(tqdm(ys, disable=not progress, unit="row", desc="tiles")):
+        shift = y - top  # rows already flushed; carry the overlap rows up
+        if acc is not None and shift:
+            acc[: th - shift], weight[: th - shift] = acc[shift:].copy(), weight[shift:].copy()
+            acc[th - shift :], weight[th - shift :] = 0, 0
+        top = y
+        crops = [read(y, x, th, tw) for x in xs]
+        results = translator.translate_arrays(crops, batch_size)
+        wy = ramp(th, overlap, y > 0, y + th < height)
+        for x, result in zip(xs, results, strict=True):
+            if acc is None:
+                acc = np.zeros((th, width, result.shape[-1]), np.float32)
+                if out is None:
+                    out = np.empty((height, width, result.shape[-1]), np.uint8)
+            w2 = wy[:, None] * ramp(tw, overlap, x > 0, x + tw < width)[None, :]
+            acc[:, x : x + tw] += result * w2[..., None]
+            weight[:, x : x + tw] += w2
+        end = ys[k + 1] if k + 1 < len(ys) else height  # rows no later tile touches
+        assert acc is not None and out is not None
+        done = acc[: end - y] / weight[: end - y, :, None]
+        out[y:end] = (np.clip(done, 0, 1) * 255 + 0.5).astype(np.uint8)
+    assert out is not None
+    return out

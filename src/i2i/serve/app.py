@@ -1,0 +1,284 @@
+"""``i2i serve``: a web page and a REST API that translate uploaded images.
+
+    GET  /                              the page: pick a model, drop an image, see both, download
+    GET  /healthz                       liveness, and how many models are loaded
+    GET  /v1/models                     each model: name, method, direction, channels, size rules
+    POST /v1/models/{name}/translate    the image as a multipart upload (field "image") or as the
+                                        raw body; PNG back, or JPEG by Accept or "format"
+
+Models load once, at start. Inference runs in worker threads (``workers`` at a time), off the
+event loop; at most ``queue`` requests wait for them, later ones get 503 at once rather than
+piling up. Every refusal is a 4xx with a JSON ``{"error": ...}`` that says what was wrong: too
+many bytes (413), too many pixels (413, checked from the header before decoding, so
+decompression bombs never expand), not an image or a corrupt one (400), an unknown model (404),
+a missing or wrong bearer token (401).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from PIL import Image, UnidentifiedImageError
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from i2i.data.images import BadImageError, array_to_pil
+from i2i.infer.translator import Translator
+
+FORMATS = {
+    "png": ("PNG", "image/png"),
+    "jpeg": ("JPEG", "image/jpeg"),
+    "jpg": ("JPEG", "image/jpeg"),
+}
+
+
+@dataclass
+class ServeConfig:
+    max_upload_bytes: int = 20 * 2**20
+    max_pixels: int = 4096 * 4096
+    token: str | None = None  # when set, /v1/* needs "Authorization: Bearer TOKEN"
+    workers: int = 1  # inference threads (each uses torch's intra-op threads)
+    queue: int = 16  # requests allowed to wait for a worker; more get 503
+    max_tile_pixels: int = 1024 * 1024  # images above this are translated in tiles
+
+
+@dataclass
+class ServedModel:
+    name: str
+    checkpoint: str
+    direction: str
+    translator: Translator
+
+    def info(self) -> dict[str, Any]:
+        t = self.translator
+        return {
+            "name": self.name,
+            "model": t.description.get("model", "unknown"),
+            "direction": self.direction,
+            "checkpoint": self.checkpoint,
+            "backend": t.backend,
+            "input_channels": t.input_channels,
+            "size_multiple": t.size_multiple,
+            "train_size": t.description.get("translate", {}).get("train_size"),
+            "input_rules": "any size; padded to size_multiple and cropped back; gray/RGB/RGBA "
+            "and 16-bit images are converted",
+        }
+
+
+def load_models(
+    specs: list[str], device: str = "auto", backend: str = "torch"
+) -> dict[str, ServedModel]:
+    """``NAME=CHECKPOINT`` specs -> served models. A CycleGAN serves both directions: NAME for
+    its training direction, NAME-BtoA (or NAME-AtoB) for the other."""
+    from i2i.config import ConfigError
+    from i2i.train.checkpoint import read_description, resolve_checkpoint
+
+    models: dict[str, ServedModel] = {}
+    for spec in specs:
+        name, eq, path = spec.partition("=")
+        if not eq or not name or not path:
+            raise ConfigError(f"--model {spec!r}: expected NAME=CHECKPOINT")
+        ckpt = resolve_checkpoint(path)
+        desc = read_description(ckpt)
+        if "translate" not in desc:
+            raise ConfigError(f"--model {spec!r}: a {desc['model']} model does not translate")
+        default = desc["translate"]["default"]
+        for direction in desc["translate"]["nets"]:
+            key = name if direction == default else f"{name}-{direction}"
+            if key in models:
+                raise ConfigError(f"--model {spec!r}: the name {key!r} is taken")
+            t = Translator.load(ckpt, device, direction, backend)  # type: ignore[arg-type]
+            models[key] = ServedModel(key, str(path), direction, t)
+    return models
+
+
+def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -> FastAPI:
+    cfg = cfg or ServeConfig()
+    app = FastAPI(
+        title="i2i",
+        summary="Image-to-image translation with GANs",
+        version="1",
+    )
+    limiter = anyio.CapacityLimiter(cfg.workers)
+    waiting = 0  # requests between admission and a free worker (event-loop state, no lock)
+
+    def error(status: int, message: str) -> HTTPException:
+        return HTTPException(status_code=status, detail=message)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": str(exc.errors())}, 422)
+
+    def check_token(request: Request) -> None:
+        if cfg.token is None:
+            return
+        if request.headers.get("authorization", "") != f"Bearer {cfg.token}":
+            raise HTTPException(
+                401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
+            )
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(files("i2i.serve").joinpath("static/index.html").read_text())
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "models": len(models)}
+
+    @app.get("/v1/models")
+    async def list_models(request: Request) -> dict[str, Any]:
+        check_token(request)
+        return {"models": [m.info() for m in models.values()], "token": cfg.token is not None}
+
+    @app.post(
+        "/v1/models/{name}/translate",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}},
+        openapi_extra={
+            "requestBody": {
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["image"],
+                            "properties": {
+                                "image": {"type": "string", "format": "binary"},
+                                "format": {"type": "string", "enum": ["png", "jpeg"]},
+                                "tile": {"type": "integer"},
+                            },
+                        }
+                    },
+                    "image/*": {"schema": {"type": "string", "format": "binary"}},
+                },
+                "required": True,
+            }
+        },
+    )
+    async def translate(
+        name: str, request: Request, format: str | None = None, tile: int | None = None
+    ) -> Response:
+        """Translate one image. Query or form fields: ``format`` (png | jpeg; default from the
+        Accept header, else png) and ``tile`` (tile size for large images)."""
+        nonlocal waiting
+        check_token(request)
+        model = models.get(name)
+        if model is None:
+            raise error(404, f"no model {name!r}; GET /v1/models lists: {', '.join(models)}")
+        body = await read_limited(request, cfg.max_upload_bytes)
+        data, fields = await split_upload(request, body)
+        fmt = (fields.get("format") or format or accept_format(request)).lower()
+        if fmt not in FORMATS:
+            raise error(400, f"format {fmt!r}: use png or jpeg")
+        tile_field = fields.get("tile")
+        if tile_field is not None:
+            if not tile_field.isdigit():
+                raise error(400, f"tile {tile_field!r}: expected a whole number of pixels")
+            tile = int(tile_field)
+        image = decode(data, cfg.max_pixels)
+        if waiting >= cfg.queue:
+            raise HTTPException(503, "busy: too many requests waiting", {"Retry-After": "1"})
+        waiting += 1
+        admitted = False
+        try:
+            async with limiter:  # wait for a free worker
+                waiting -= 1
+                admitted = True
+                out = await anyio.to_thread.run_sync(run_model, model.translator, image, tile, cfg)
+        finally:
+            if not admitted:  # the client went away while waiting
+                waiting -= 1
+        pil_format, media = FORMATS[fmt]
+        buf = io.BytesIO()
+        out.save(buf, pil_format, **({"quality": 95} if pil_format == "JPEG" else {}))
+        return Response(buf.getvalue(), media_type=media)
+
+    return app
+
+
+def run_model(
+    translator: Translator, image: Image.Image, tile: int | None, cfg: ServeConfig
+) -> Image.Image:
+    """Runs in a worker thread: whole, or in tiles when asked or when the image is large."""
+    w, h = image.size
+    if tile is None and w * h > cfg.max_tile_pixels:
+        tile = 512
+    try:
+        if tile:
+            m = translator.size_multiple
+            if tile % m or tile < 2 * m:
+                raise HTTPException(400, f"tile {tile}: use a multiple of {m}, at least {2 * m}")
+            return array_to_pil(translator.translate_tiled(image, tile, tile // 8))
+        return translator(image)
+    except BadImageError as exc:  # e.g. 32-bit float pixels
+        raise HTTPException(400, str(exc)) from None
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"upload of {int(declared)} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"upload over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def split_upload(request: Request, body: bytes) -> tuple[bytes, dict[str, str]]:
+    """(image bytes, text fields) from a multipart form (file field "image") or a raw body."""
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith("multipart/form-data"):
+        if not body:
+            raise HTTPException(400, "empty body: send an image (raw, or multipart field 'image')")
+        return body, {}
+
+    async def once() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    try:
+        form = await MultiPartParser(request.headers, once(), max_files=1, max_fields=8).parse()
+    except MultiPartException as exc:
+        raise HTTPException(400, f"unreadable multipart form: {exc.message}") from None
+    upload = form.get("image")
+    if not isinstance(upload, UploadFile):
+        raise HTTPException(400, "multipart form without a file field named 'image'")
+    data = await upload.read()
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    return data, fields
+
+
+def accept_format(request: Request) -> str:
+    accept = request.headers.get("accept", "")
+    return "jpeg" if "image/jpeg" in accept and "image/png" not in accept else "png"
+
+
+def decode(data: bytes, max_pixels: int) -> Image.Image:
+    """Check the pixel count from the header, then decode; errors are 400 or 413."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        w, h = image.size
+        if w * h > max_pixels:
+            raise HTTPException(413, f"image of {w}x{h} pixels; the limit is {max_pixels}")
+        image.load()
+    except Image.DecompressionBombError as exc:
+        raise HTTPException(413, f"image refused as a decompression bomb ({exc})") from None
+    except UnidentifiedImageError:
+        raise HTTPException(400, "not an image (PNG, JPEG, TIFF, BMP, WebP ...)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise HTTPException(400, f"corrupt or truncated image ({exc})") from None
+    return image

@@ -1,0 +1,128 @@
+"""ONNX export and the onnxruntime backend; tiled translation of large images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+import i2i
+from i2i.cli import app
+from i2i.config import GeneratorConfig
+from i2i.infer.tiles import ramp, tile_starts, translate_tiled
+from i2i.infer.translator import Translator
+from i2i.nets import build_generator
+from i2i.train import train
+
+from .conftest import tiny_config
+
+ONNX_TOLERANCE = 1e-4  # max |difference| of network outputs in [-1, 1]
+
+
+@pytest.fixture(scope="module")
+def run(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "run"
+    return train(tiny_config(synth_dir, out, max_steps=3), progress=False).run_dir
+
+
+def test_onnx_export_matches_pytorch_on_dynamic_shapes(run: Path, tmp_path: Path):
+    result = CliRunner().invoke(app, ["export", str(run), "--onnx", str(tmp_path / "g.onnx")])
+    assert result.exit_code == 0, result.output
+    torch_model = i2i.load(run, device="cpu")
+    onnx_model = i2i.load(tmp_path / "g.onnx")
+    assert onnx_model.backend == "onnxruntime" and onnx_model.size_multiple == 32
+    for shape in [(1, 3, 32, 32), (3, 3, 64, 96)]:  # other batch, height and width than export
+        x = torch.rand(shape) * 2 - 1
+        expected = torch_model.translate_tensor(x)
+        got = onnx_model.translate_tensor(x)
+        assert (got - expected).abs().max().item() < ONNX_TOLERANCE
+    # dropout is off in the export: the same input gives the same output
+    x = torch.rand(1, 3, 32, 32)
+    assert torch.equal(onnx_model.translate_tensor(x), onnx_model.translate_tensor(x))
+
+
+def test_onnxruntime_backend_from_a_checkpoint_and_in_translate(run: Path, tmp_path: Path):
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), np.uint8))
+    a = np.asarray(i2i.load(run, device="cpu")(image)).astype(int)
+    b = np.asarray(i2i.load(run, backend="onnxruntime")(image)).astype(int)
+    assert np.abs(a - b).max() <= 1
+    image.save(tmp_path / "in.png")
+    result = CliRunner().invoke(
+        app,
+        ["translate", str(run), str(tmp_path / "in.png"), "--out", str(tmp_path / "out"),
+         "--backend", "onnxruntime"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "out" / "in.png").size == (50, 40)
+
+
+def local_net() -> Translator:
+    """A generator whose outputs depend only on a ~47 px neighbourhood (no global norm), so tiles
+    can reproduce the whole-image output exactly away from tile edges."""
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(kind="resnet_6blocks", depth=1, ngf=8, norm="none", dropout=0.0)
+    return Translator(build_generator(cfg, 3, 3))
+
+
+def test_tiled_equals_untiled_away_from_tile_edges_and_shows_no_seam():
+    t = local_net()
+    rng = np.random.default_rng(1)
+    # a smooth random image, so a seam would stand out against its small local changes
+    small = rng.random((12, 14, 3))
+    image = np.asarray(
+        Image.fromarray((small * 255).astype(np.uint8)).resize((224, 224), Image.BICUBIC)
+    )
+    whole = t(image).astype(int)
+    tiled = translate_tiled(t, image, tile=128, overlap=32).astype(int)  # tiles at 0 and 96
+    assert tiled.shape == whole.shape
+    mask = np.ones(image.shape[:2], bool)  # pixels over 24 px (the field's radius) from edges
+    for axis, length in ((0, 224), (1, 224)):
+        for start in tile_starts(length, 128, 32):
+            for edge in (start, start + 128):
+                if 0 < edge < length:
+                    lo, hi = max(0, edge - 24), min(length, edge + 24)
+                    if axis == 0:
+                        mask[lo:hi] = False
+                    else:
+                        mask[:, lo:hi] = False
+    assert mask.mean() > 0.3
+    assert np.abs(tiled - whole)[mask].max() <= 1  # equal up to 8-bit rounding
+    # no seam: across tile borders the output changes no more than it does elsewhere
+    step = np.abs(np.diff(tiled, axis=1)).mean(axis=(0, 2))
+    borders = [95, 127]  # where tile 2 starts and tile 1 ends
+    assert step[borders].max() < 3 * np.median(step)
+
+
+def test_tiles_bound_memory_and_cover_huge_images():
+    t = local_net()
+    image = np.full((64, 2000, 3), 128, np.uint8)  # wide strip: float buffers stay one tile tall
+    out = np.lib.format.open_memmap("/dev/shm/i2i_tiles.npy", "w+", np.uint8, (64, 2000, 3))
+    result = translate_tiled(t, image, tile=64, overlap=16, out=out)
+    assert result is out and out.shape == (64, 2000, 3)
+    inner = np.asarray(out[:, 100:1900])
+    assert inner.std(axis=1).max() < 2  # a flat input gives a flat output, tile after tile
+
+
+def test_tile_layout_and_ramps():
+    assert tile_starts(100, 128, 32) == [0]
+    assert tile_starts(300, 128, 32) == [0, 96, 172]
+    w = ramp(8, 4, before=True, after=False)
+    assert w[0] == pytest.approx(0.125) and w[-1] == 1.0 and (w > 0).all()
+    with pytest.raises(ValueError, match="multiple of"):
+        translate_tiled(local_net(), np.zeros((64, 64, 3), np.uint8), tile=30, overlap=4)
+
+
+def test_translate_cli_tiles_a_large_image(run: Path, tmp_path: Path):
+    big = Image.fromarray(np.random.default_rng(2).integers(0, 255, (300, 420, 3), np.uint8))
+    big.save(tmp_path / "mosaic.png")
+    result = CliRunner().invoke(
+        app,
+        ["translate", str(run), str(tmp_path / "mosaic.png"), "--out", str(tmp_path / "o"),
+         "--tile", "128", "--overlap", "32"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "o" / "mosaic.png").size == (420, 300)
