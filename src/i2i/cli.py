@@ -141,7 +141,7 @@ def train(
     ),
     out: str = typer.Option(None, help="Run folder to write [runs/pix2pix]."),
     config: Path = typer.Option(None, help="YAML config (see a run's config.yaml)."),
-    resume: Path = typer.Option(None, help="Continue the run in this folder where it stopped."),
+    resume: str = typer.Option(None, help="Continue the run in this folder (or URL)."),
     layout: str = typer.Option(None, help="auto | side_by_side | ab_folders | npz"),
     direction: str = typer.Option(None, help="AtoB | BtoA"),
     preprocess: str = typer.Option(None, help="resize_and_crop | resize | none"),
@@ -214,7 +214,7 @@ def train(
                 f"and logging options (train.*) can change, not {changed or 'the model or data'}"
             )
         cfg = build_config(None, flags, sets, base=load_run_config(resume))
-        cfg.train.out = str(resume)
+        cfg.train.out = resume
     else:
         if data is None and config is None:
             raise ConfigError("give the dataset with --data DIR (or a --config file)")
@@ -222,6 +222,8 @@ def train(
     result = run_training(cfg, resume=resume is not None, progress=progress)
     run = result.run_dir
     typer.echo(f"\ntrained {result.step} steps in {result.seconds:.0f} s; run folder: {run}")
+    if "://" in cfg.train.out:
+        typer.echo(f"  mirrored to {cfg.train.out} (checkpoints, config, logs, pictures)")
     typer.echo(f"  sample grid: {run / 'samples.png'}")
     typer.echo(f"  loss curves: {run / 'loss_curves.png'}")
     typer.echo(f"  checkpoint: {result.checkpoint}")
@@ -237,7 +239,7 @@ def train(
 @app.command()
 @user_errors
 def translate(
-    checkpoint: Path = typer.Argument(..., help="Run folder or checkpoint folder."),
+    checkpoint: str = typer.Argument(..., help="Run folder, checkpoint folder or URL."),
     inputs: list[Path] = typer.Argument(..., help="Image files and/or folders."),
     out: Path = typer.Option(..., help="Folder, or a .zip written as it goes."),
     direction: str = typer.Option(None, help="AtoB | BtoA (CycleGAN) [the training direction]"),
@@ -283,7 +285,7 @@ def translate(
 @app.command()
 @user_errors
 def export(
-    checkpoint: Path = typer.Argument(..., help="Run folder or checkpoint folder."),
+    checkpoint: str = typer.Argument(..., help="Run folder, checkpoint folder or URL."),
     onnx: Path = typer.Option(..., help="Output .onnx file."),
     direction: str = typer.Option(None, help="AtoB | BtoA (CycleGAN) [the training direction]"),
 ) -> None:
@@ -300,7 +302,7 @@ def export(
 @app.command()
 @user_errors
 def sample(
-    checkpoint: Path = typer.Argument(..., help="Run folder or checkpoint of a dcgan model."),
+    checkpoint: str = typer.Argument(..., help="Run folder or checkpoint of a dcgan model."),
     n: int = typer.Option(64, "-n", help="How many images."),
     out: Path = typer.Option(..., help="Folder, or a .zip written as it goes."),
     seed: int = typer.Option(0, help="Latent-noise seed."),
@@ -319,7 +321,7 @@ def sample(
 @app.command()
 @user_errors
 def evaluate(
-    checkpoint: Path = typer.Argument(None, help="Run folder or checkpoint to score."),
+    checkpoint: str = typer.Argument(None, help="Run folder, checkpoint or URL to score."),
     data: Path = typer.Option(None, help="Dataset whose split the checkpoint is scored on."),
     split: str = typer.Option("val", help="Split of --data."),
     real: Path = typer.Option(None, help="Instead of a checkpoint: folder of real images..."),
@@ -360,7 +362,7 @@ def evaluate(
             raise ConfigError("with a CHECKPOINT, give --data DIR (not --real/--fake)")
         report = evaluate_checkpoint(checkpoint, data, cfg, direction, train_data, None, progress)
         run = resolve_checkpoint(checkpoint).parent.parent
-        out = out or run / f"eval-{split}"
+        out = out or (Path("eval") if "://" in checkpoint else run / f"eval-{split}")
     elif real is not None and fake is not None:
         report = evaluate_folders(real, fake, cfg, train_data, None, progress)
         out = out or Path("eval")

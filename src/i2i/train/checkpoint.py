@@ -136,7 +136,12 @@ def read_best(root: Path) -> dict[str, Any] | None:
 
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint folder from a checkpoint folder, a ``checkpoints/`` folder, a run folder
-    (its latest checkpoint) or a pointer file (``RUN/checkpoints/best``)."""
+    (its latest checkpoint) or a pointer file (``RUN/checkpoints/best``); any of these as an
+    fsspec URL (``s3://...``) is downloaded to the local cache first."""
+    from i2i.train.storage import fetch_checkpoint, is_url
+
+    if is_url(path):
+        return fetch_checkpoint(str(path))
     path = Path(path)
     if (path / "model.json").is_file():
         return path

@@ -39,6 +39,7 @@ from i2i.train.checkpoint import (
     save_checkpoint,
 )
 from i2i.train.monitor import RunMonitor, plot_loss_curves
+from i2i.train.storage import RunMirror, is_url
 
 log = logging.getLogger("i2i")
 
@@ -77,8 +78,13 @@ def configure_determinism(device: torch.device, deterministic: bool) -> None:
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
-def load_run_config(run_dir: Path) -> RunConfig:
-    path = run_dir / "config.yaml"
+def load_run_config(run_dir: str | Path) -> RunConfig:
+    """A run's config.yaml (a run at a URL is fetched into the local cache first)."""
+    if is_url(run_dir):
+        mirror = RunMirror(str(run_dir))
+        mirror.pull_for_resume()
+        run_dir = mirror.local
+    path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir}: not a run folder (no config.yaml)")
     return from_dict(RunConfig, yaml.safe_load(path.read_text()))
@@ -91,13 +97,17 @@ def lr_factor(step: int, steps_per_epoch: int, epochs: int, epochs_decay: int) -
 
 
 def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainResult:
-    run_dir = Path(cfg.train.out)
+    dest = cfg.train.out
+    mirror = RunMirror(dest) if is_url(dest) else None  # object storage: work in a local cache
+    run_dir = mirror.local if mirror else Path(dest)
     ckpt_root = run_dir / "checkpoints"
-    if not resume and (ckpt_root / LATEST).exists():
+    exists = mirror.exists() if mirror else (ckpt_root / LATEST).exists()
+    if not resume and exists:
         raise FileExistsError(
-            f"{run_dir} already holds a run; resume it with --resume {run_dir}, "
-            "or choose another --out"
+            f"{dest} already holds a run; resume it with --resume {dest}, or choose another --out"
         )
+    if mirror:
+        mirror.prepare(resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     device = pick_device(cfg.train.device)
@@ -155,7 +165,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     last_saved = step if resume else -1
 
     def checkpoint() -> Path:
-        return save_checkpoint(
+        saved = save_checkpoint(
             ckpt_root,
             f"step_{step:08d}",
             model.state_dict(),
@@ -171,6 +181,9 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
             },
             keep=cfg.train.keep,
         )
+        if mirror:
+            mirror.push(saved)
+        return saved
 
     def evaluate() -> None:
         nonlocal best, last_saved
@@ -262,7 +275,9 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
                 last_saved = step
         final = checkpoint() if last_saved != step else ckpt_root / f"step_{step:08d}"
         samples()
-        plot_loss_curves(monitor.metrics_file, run_dir / "loss_curves.png", title=str(run_dir))
+        plot_loss_curves(monitor.metrics_file, run_dir / "loss_curves.png", title=str(dest))
+        if mirror:
+            mirror.push()
         elapsed = time.perf_counter() - started
         log.info("finished at step %d in %.1f s; checkpoint %s", step, elapsed, final)
     finally:

@@ -1,0 +1,131 @@
+"""Run folders and checkpoints in object storage (``s3://bucket/runs/maps``, any fsspec URL).
+
+Training always works in a local folder; with a URL as ``--out`` that folder is a cache
+(``~/.cache/i2i/runs/...``, or ``$I2I_CACHE``) and ``RunMirror`` uploads each checkpoint as it
+is written, then the run's small files, then the ``latest`` pointer last: an object store
+writes each object atomically, so a reader that follows ``latest`` always finds a complete
+checkpoint. Reading (``i2i translate s3://...``, ``i2i serve --model maps=s3://...``,
+``--resume s3://...``) downloads the checkpoint the pointer names into the cache.
+
+Credentials and endpoints come from the usual places (``AWS_*`` variables, ``~/.aws``,
+``AWS_ENDPOINT_URL`` for S3-compatible servers); fsspec and s3fs do the transfers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+RUN_FILES = ("config.yaml", "metrics.jsonl", "eval.jsonl", "train.log", "samples.png",
+             "loss_curves.png")  # fmt: skip
+POINTERS = ("best.json", "best", "latest")  # upload order: "latest" last
+
+
+def is_url(path: str | Path) -> bool:
+    return "://" in str(path)
+
+
+def cache_dir(kind: str, url: str) -> Path:
+    root = Path(os.environ.get("I2I_CACHE", Path.home() / ".cache" / "i2i"))
+    digest = hashlib.sha1(url.rstrip("/").encode()).hexdigest()[:16]
+    return root / kind / digest
+
+
+def _fs(url: str) -> tuple[Any, str]:
+    try:
+        import fsspec
+    except ImportError:  # pragma: no cover - depends on the install
+        raise RuntimeError(
+            f"{url}: object storage needs the storage extra: pip install 'i2i[storage]'"
+        ) from None
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs, path.rstrip("/")
+
+
+def fetch_checkpoint(url: str, with_trainer: bool = False) -> Path:
+    """Download the checkpoint ``url`` names (a checkpoint, a run, or a pointer) to the cache."""
+    from i2i.train.checkpoint import CheckpointError
+
+    fs, path = _fs(url)
+    candidates = [path] if fs.exists(f"{path}/model.json") else []
+    if not candidates:
+        for pointer in (path, f"{path}/latest", f"{path}/checkpoints/latest"):
+            if fs.isfile(pointer) and pointer.rsplit("/", 1)[-1] in ("latest", "best"):
+                name = fs.cat_file(pointer).decode().strip()
+                candidates.append(f"{pointer.rsplit('/', 1)[0]}/{name}")
+                break
+    if not candidates or not fs.exists(f"{candidates[0]}/model.json"):
+        raise CheckpointError(f"{url}: no checkpoint there (model.json, or checkpoints/latest)")
+    remote = candidates[0]
+    local = cache_dir("checkpoints", f"{fs.protocol}:{remote}")
+    names = ["model.json", "model.safetensors"]
+    if with_trainer:
+        names += ["trainer.json", "trainer.safetensors"]
+    local.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        target = local / name
+        if not target.exists():  # checkpoints never change once written
+            tmp = target.with_suffix(target.suffix + ".part")
+            fs.get_file(f"{remote}/{name}", str(tmp))
+            os.replace(tmp, target)
+    return local
+
+
+class RunMirror:
+    """Mirrors a local run folder to ``url`` as training writes it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self.fs, self.path = _fs(url)
+        self.local = cache_dir("runs", self.url)
+
+    def exists(self) -> bool:
+        return bool(self.fs.exists(f"{self.path}/checkpoints/latest"))
+
+    def prepare(self, resume: bool) -> None:
+        """A fresh local cache for a new run; the remote run's state for a resumed one."""
+        if self.local.exists():
+            shutil.rmtree(self.local)
+        if resume:
+            self.pull_for_resume()
+
+    def pull_for_resume(self) -> None:
+        """Bring the run's files and latest checkpoint down, so training can resume here."""
+        from i2i.train.checkpoint import CheckpointError
+
+        pointer = f"{self.path}/checkpoints/latest"
+        if not self.fs.exists(pointer):
+            raise CheckpointError(f"{self.url}: no run to resume (no checkpoints/latest)")
+        name = self.fs.cat_file(pointer).decode().strip()
+        ckpts = self.local / "checkpoints"
+        (ckpts / name).mkdir(parents=True, exist_ok=True)
+        self.fs.get(f"{self.path}/checkpoints/{name}/", str(ckpts / name), recursive=True)
+        for pointer_name in POINTERS:
+            if self.fs.exists(f"{self.path}/checkpoints/{pointer_name}"):
+                self.fs.get_file(
+                    f"{self.path}/checkpoints/{pointer_name}", str(ckpts / pointer_name)
+                )
+        for file in RUN_FILES:
+            if self.fs.exists(f"{self.path}/{file}"):
+                self.fs.get_file(f"{self.path}/{file}", str(self.local / file))
+
+    def push(self, checkpoint: Path | None = None) -> None:
+        """Upload ``checkpoint`` (a folder under checkpoints/), the run files, then pointers;
+        remove remote checkpoints that local pruning removed."""
+        ckpts = self.local / "checkpoints"
+        if checkpoint is not None:
+            for f in sorted(checkpoint.iterdir()):
+                self.fs.put_file(str(f), f"{self.path}/checkpoints/{checkpoint.name}/{f.name}")
+        for file in RUN_FILES:
+            if (self.local / file).is_file():
+                self.fs.put_file(str(self.local / file), f"{self.path}/{file}")
+        for pointer in POINTERS:
+            if (ckpts / pointer).is_file():
+                self.fs.put_file(str(ckpts / pointer), f"{self.path}/checkpoints/{pointer}")
+        kept = {p.name for p in ckpts.glob("step_*")}
+        for remote in self.fs.glob(f"{self.path}/checkpoints/step_*"):
+            if remote.rsplit("/", 1)[-1] not in kept:
+                self.fs.rm(remote, recursive=True)
