@@ -1,0 +1,72 @@
+"""Translate a large mosaic tile by tile: time and peak memory against the image's size.
+
+    python benchmarks/mosaic.py [--side 8192] [--tile 512] [--overlap 64] [--checkpoint RUN]
+
+Makes a side x side RGB image (smooth noise, written as PNG), then runs the real command,
+`i2i translate --tile`, in a child process and reads its peak resident memory. The float work
+is bounded by one strip of tiles; the 8-bit input and output are whole in memory (about
+3 x side^2 bytes each). Without --checkpoint it uses an untrained unet_256 of width 32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from untrained import untrained_checkpoint
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--side", type=int, default=8192)
+    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--overlap", type=int, default=64)
+    parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=Path("mosaic.json"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        ckpt = args.checkpoint or untrained_checkpoint(tmp / "ckpt", ngf=32)
+        small = np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)
+        big = Image.fromarray(small).resize((args.side, args.side), Image.Resampling.BICUBIC)
+        Image.MAX_IMAGE_PIXELS = None
+        big.save(tmp / "mosaic.png", compress_level=1)
+        del big
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "i2i", "translate", str(ckpt), str(tmp / "mosaic.png"),
+             "--out", str(tmp / "out"), "--tile", str(args.tile), "--overlap", str(args.overlap),
+             "--no-progress"],
+            check=True,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        assert Image.open(tmp / "out" / "mosaic.png").size == (args.side, args.side)
+    image_mib = 3 * args.side**2 / 2**20
+    stride = args.tile - args.overlap
+    tiles = (-(-max(args.side - args.tile, 0) // stride) + 1) ** 2
+    row = {
+        "side": args.side,
+        "tile": args.tile,
+        "overlap": args.overlap,
+        "tiles": tiles,
+        "seconds": round(seconds, 1),
+        "megapixels_per_s": args.side**2 / 1e6 / seconds,
+        "peak_rss_mib": round(peak_mib),
+        "image_mib_8bit": round(image_mib),
+        "float_image_mib": round(4 * image_mib),
+    }
+    print(json.dumps(row, indent=2))
+    args.json.write_text(json.dumps(row, indent=2))
+
+
+if __name__ == "__main__":
+    main()
