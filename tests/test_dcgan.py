@@ -119,3 +119,18 @@ def test_dcgan_sizes():
     with pytest.raises(ValueError, match="not 4 or 7 times a power of two"):
         DCGAN(DCGANConfig(), 1, 30)
     assert DCGAN(DCGANConfig(ngf=8, ndf=8), 3, 64).G(torch.randn(2, 100)).shape == (2, 3, 64, 64)
+
+
+def test_evaluate_scores_samples_against_the_data(digits, tmp_path):
+    from i2i.metrics.evaluate import EvalConfig, evaluate_checkpoint
+
+    from .test_metrics import PoolFeatures
+
+    run = train(dcgan_config(digits, tmp_path / "run", max_steps=2), progress=False).run_dir
+    cfg = EvalConfig(metrics=["fid", "kid", "is", "mifid"], limit=64)
+    report = evaluate_checkpoint(run, digits, cfg, extractor=PoolFeatures(), progress=False)
+    assert report.count == 64
+    assert report.metrics["fid"] > 0 and report.metrics["is"] >= 1.0
+    assert {"kid", "kid_std", "mifid"} <= set(report.metrics)
+    with pytest.raises(Exception, match="ground-truth pairs"):
+        evaluate_checkpoint(run, digits, EvalConfig(metrics=["psnr"]), progress=False)
