@@ -11,6 +11,7 @@ and needs no extra packages (the torch.export-based one needs onnxscript).
 
 from __future__ import annotations
 
+import importlib
 import json
 import tempfile
 import warnings
@@ -19,14 +20,24 @@ from typing import Any
 
 import torch
 
+from i2i.config import ConfigError
 from i2i.nets import Generator
 
 OPSET = 17
 
 
+def _require(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(
+            f"ONNX needs the serve extra ({module}): pip install 'i2i[serve]'"
+        ) from None
+
+
 def export_bytes(net: Generator, in_channels: int, metadata: dict[str, Any]) -> bytes:
     """The generator as an ONNX model (bytes), metadata attached."""
-    import onnx
+    onnx = _require("onnx")
 
     net = net.eval()
     m = net.size_multiple
@@ -55,8 +66,7 @@ class OnnxGenerator:
     """An ONNX Runtime session that stands in for a torch generator inside ``Translator``."""
 
     def __init__(self, model: bytes | str | Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
+        ort = _require("onnxruntime")
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
