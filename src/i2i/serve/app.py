@@ -17,6 +17,7 @@ a missing or wrong bearer token (401).
 from __future__ import annotations
 
 import io
+import secrets
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from importlib.resources import files
@@ -110,9 +111,6 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -
     limiter = anyio.CapacityLimiter(cfg.workers)
     waiting = 0  # requests between admission and a free worker (event-loop state, no lock)
 
-    def error(status: int, message: str) -> HTTPException:
-        return HTTPException(status_code=status, detail=message)
-
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
@@ -124,7 +122,8 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -
     def check_token(request: Request) -> None:
         if cfg.token is None:
             return
-        if request.headers.get("authorization", "") != f"Bearer {cfg.token}":
+        given = request.headers.get("authorization", "")
+        if not secrets.compare_digest(given.encode(), f"Bearer {cfg.token}".encode()):
             raise HTTPException(
                 401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
             )
@@ -175,18 +174,20 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -
         check_token(request)
         model = models.get(name)
         if model is None:
-            raise error(404, f"no model {name!r}; GET /v1/models lists: {', '.join(models)}")
+            raise HTTPException(
+                404, f"no model {name!r}; GET /v1/models lists: {', '.join(models)}"
+            )
         body = await read_limited(request, cfg.max_upload_bytes)
         data, fields = await split_upload(request, body)
         fmt = (fields.get("format") or format or accept_format(request)).lower()
         if fmt not in FORMATS:
-            raise error(400, f"format {fmt!r}: use png or jpeg")
+            raise HTTPException(400, f"format {fmt!r}: use png or jpeg")
         tile_field = fields.get("tile")
         if tile_field is not None:
             if not tile_field.isdigit():
-                raise error(400, f"tile {tile_field!r}: expected a whole number of pixels")
+                raise HTTPException(400, f"tile {tile_field!r}: expected a whole number of pixels")
             tile = int(tile_field)
-        image = decode(data, cfg.max_pixels)
+        check_pixels(data, cfg.max_pixels)  # from the header, before any decoding
         if waiting >= cfg.queue:
             raise HTTPException(503, "busy: too many requests waiting", {"Retry-After": "1"})
         waiting += 1
@@ -195,7 +196,7 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -
             async with limiter:  # wait for a free worker
                 waiting -= 1
                 admitted = True
-                out = await anyio.to_thread.run_sync(run_model, model.translator, image, tile, cfg)
+                out = await anyio.to_thread.run_sync(run_model, model.translator, data, tile, cfg)
         finally:
             if not admitted:  # the client went away while waiting
                 waiting -= 1
@@ -208,9 +209,11 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -
 
 
 def run_model(
-    translator: Translator, image: Image.Image, tile: int | None, cfg: ServeConfig
+    translator: Translator, data: bytes, tile: int | None, cfg: ServeConfig
 ) -> Image.Image:
-    """Runs in a worker thread: whole, or in tiles when asked or when the image is large."""
+    """Runs in a worker thread: decode, then translate whole, or in tiles when asked or when
+    the image is large."""
+    image = decode(data)
     w, h = image.size
     if tile is None and w * h > cfg.max_tile_pixels:
         tile = 512
@@ -267,18 +270,27 @@ def accept_format(request: Request) -> str:
     return "jpeg" if "image/jpeg" in accept and "image/png" not in accept else "png"
 
 
-def decode(data: bytes, max_pixels: int) -> Image.Image:
-    """Check the pixel count from the header, then decode; errors are 400 or 413."""
+def check_pixels(data: bytes, max_pixels: int) -> None:
+    """Refuse (413) an image with too many pixels by reading its header only; 400 for
+    something that is not an image at all."""
     try:
-        image = Image.open(io.BytesIO(data))
-        w, h = image.size
-        if w * h > max_pixels:
-            raise HTTPException(413, f"image of {w}x{h} pixels; the limit is {max_pixels}")
-        image.load()
+        with Image.open(io.BytesIO(data)) as image:
+            w, h = image.size
     except Image.DecompressionBombError as exc:
         raise HTTPException(413, f"image refused as a decompression bomb ({exc})") from None
     except UnidentifiedImageError:
         raise HTTPException(400, "not an image (PNG, JPEG, TIFF, BMP, WebP ...)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise HTTPException(400, f"unreadable image header ({exc})") from None
+    if w * h > max_pixels:
+        raise HTTPException(413, f"image of {w}x{h} pixels; the limit is {max_pixels}")
+
+
+def decode(data: bytes) -> Image.Image:
+    """Decode an upload whose header ``check_pixels`` accepted; a broken body is a 400."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
     except (OSError, SyntaxError, ValueError) as exc:
         raise HTTPException(400, f"corrupt or truncated image ({exc})") from None
     return image
