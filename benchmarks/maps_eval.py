@@ -17,21 +17,23 @@ import numpy as np
 import torch
 
 import i2i
+from i2i.config import DataConfig, from_dict
 from i2i.data.paired import PairedDataset
 from i2i.metrics.evaluate import evaluate_translator
 from i2i.metrics.paired import pixel_accuracy, rmse, to_uint8
-from i2i.train import load_run_config
+from i2i.train.checkpoint import read_description, resolve_checkpoint
 from i2i.train.monitor import sample_grid
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path)
+    parser.add_argument("run", type=Path, help="run folder or checkpoint folder")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/maps"))
     parser.add_argument("--grid", type=Path, default=None, help="write a val grid PNG here")
     args = parser.parse_args()  # --data: paired (val/) or unpaired (valA/ + valB/) maps
 
-    cfg = load_run_config(args.run).data
+    desc = read_description(resolve_checkpoint(args.run))  # a run or one checkpoint
+    cfg = from_dict(DataConfig, desc["config"]["data"])
     cfg.root = str(args.data)
     val = PairedDataset(cfg, "val", train=False)
     model = i2i.load(args.run)
