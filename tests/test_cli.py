@@ -156,3 +156,15 @@ def test_user_errors_are_one_clear_line(args, message):
     assert result.exit_code != 0
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    """The README's first command, shortened: data, training, scores, translations."""
+    result = CliRunner().invoke(
+        app,
+        ["demo", "--out", str(tmp_path / "run"), "--data", str(tmp_path / "synth"),
+         "--steps", "4"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "before training ->" in result.output
+    assert len(list((tmp_path / "run" / "translated").iterdir())) == 50
