@@ -2,10 +2,11 @@
 
     python benchmarks/mosaic.py [--side 8192] [--tile 512] [--overlap 64] [--checkpoint RUN]
 
-Makes a side x side RGB image (smooth noise, written as PNG), then runs the real command,
-`i2i translate --tile`, in a child process and reads its peak resident memory. The float work
-is bounded by one strip of tiles; the 8-bit input and output are whole in memory (about
-3 x side^2 bytes each). Without --checkpoint it uses an untrained unet_256 of width 32.
+Makes a side x side RGB image (smooth noise, as PNG, or with --npy as a .npy array), then
+runs the real command, `i2i translate --tile`, in a child process and reads its peak resident
+memory. A PNG is decoded whole (8-bit input and output in memory); a .npy is memory-mapped in
+and out, so memory stays bounded by one strip of tiles. Without --checkpoint it uses an
+untrained unet_256 of width 32.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--overlap", type=int, default=64)
     parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--npy", action="store_true", help="a memory-mapped .npy mosaic")
     parser.add_argument("--json", type=Path, default=Path("mosaic.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_dir:
@@ -38,22 +40,30 @@ def main() -> None:
         small = np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)
         big = Image.fromarray(small).resize((args.side, args.side), Image.Resampling.BICUBIC)
         Image.MAX_IMAGE_PIXELS = None
-        big.save(tmp / "mosaic.png", compress_level=1)
+        source = tmp / ("mosaic.npy" if args.npy else "mosaic.png")
+        if args.npy:
+            np.save(source, np.asarray(big))
+        else:
+            big.save(source, compress_level=1)
         del big
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "i2i", "translate", str(ckpt), str(tmp / "mosaic.png"),
+            [sys.executable, "-m", "i2i", "translate", str(ckpt), str(source),
              "--out", str(tmp / "out"), "--tile", str(args.tile), "--overlap", str(args.overlap),
              "--no-progress"],
             check=True,
         )  # fmt: skip
         seconds = time.perf_counter() - started
         peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        assert Image.open(tmp / "out" / "mosaic.png").size == (args.side, args.side)
+        if args.npy:
+            assert np.load(tmp / "out" / "mosaic.npy", mmap_mode="r").shape[:2] == (args.side,) * 2
+        else:
+            assert Image.open(tmp / "out" / "mosaic.png").size == (args.side, args.side)
     image_mib = 3 * args.side**2 / 2**20
     stride = args.tile - args.overlap
     tiles = (-(-max(args.side - args.tile, 0) // stride) + 1) ** 2
     row = {
+        "source": "npy (memory-mapped)" if args.npy else "png",
         "side": args.side,
         "tile": args.tile,
         "overlap": args.overlap,

@@ -126,3 +126,19 @@ def test_translate_cli_tiles_a_large_image(run: Path, tmp_path: Path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "o" / "mosaic.png").size == (420, 300)
+
+
+def test_npy_mosaics_are_memory_mapped_in_and_out(run: Path, tmp_path: Path):
+    rng = np.random.default_rng(3)
+    array = rng.integers(0, 255, (160, 224, 3), np.uint8)
+    np.save(tmp_path / "mosaic.npy", array)
+    Image.fromarray(array).save(tmp_path / "mosaic.png")
+    args = ["--tile", "64", "--overlap", "16"]
+    for name in ("mosaic.npy", "mosaic.png"):
+        result = CliRunner().invoke(
+            app, ["translate", str(run), str(tmp_path / name), "--out", str(tmp_path / "o"), *args]
+        )
+        assert result.exit_code == 0, result.output
+    from_npy = np.load(tmp_path / "o" / "mosaic.npy", mmap_mode="r")
+    from_png = np.asarray(Image.open(tmp_path / "o" / "mosaic.png"))
+    assert from_npy.shape == (160, 224, 3) and np.array_equal(from_npy, from_png)

@@ -3,12 +3,14 @@
 The image is cut into ``tile`` x ``tile`` tiles that overlap by ``overlap`` pixels. Each tile is
 translated on its own; in the overlaps, tiles are blended with linear ramps (feathering), so no
 seam shows. Work proceeds one row of tiles at a time: the float buffers hold one strip of
-``tile`` rows, the output is written row by row, and only the 8-bit source and output images
-are whole in memory (the output may be a ``numpy.memmap`` for images beyond RAM).
+``tile`` rows and the output is written row by row. Image files (PNG, JPEG, TIFF) are decoded
+whole, as 8 bits; a ``.npy`` source is memory-mapped and its result written to a memory-mapped
+``.npy``, so memory stays bounded by the tile strip, not the image.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -49,11 +51,13 @@ def translate_tiled(
     tile: int = 512,
     overlap: int = 64,
     batch_size: int = 4,
-    out: np.ndarray | None = None,
+    out: np.ndarray | str | Path | None = None,
     progress: bool = False,
 ) -> np.ndarray:
     """Translate ``image`` (PIL, or a uint8/uint16 HxW[xC] array, memmaps included) tile by
-    tile into an 8-bit HxWxC array (``out`` if given). ``translator`` is an i2i ``Translator``."""
+    tile into an 8-bit HxWxC array: ``out`` if it is one, a memory-mapped ``.npy`` file if it is
+    a path, else a new array. With a memmapped source and a path, memory stays bounded by one
+    strip of tiles whatever the image's size. ``translator`` is an i2i ``Translator``."""
     m = translator.size_multiple
     if tile < 2 * overlap or tile % m or tile <= 0 or overlap < 0:
         raise ValueError(
@@ -91,14 +95,17 @@ def translate_tiled(
         for x, result in zip(xs, results, strict=True):
             if acc is None:
                 acc = np.zeros((th, width, result.shape[-1]), np.float32)
+                shape = (height, width, result.shape[-1])
                 if out is None:
-                    out = np.empty((height, width, result.shape[-1]), np.uint8)
+                    out = np.empty(shape, np.uint8)
+                elif not isinstance(out, np.ndarray):  # a .npy path: written through a memmap
+                    out = np.lib.format.open_memmap(out, "w+", np.uint8, shape)
             w2 = wy[:, None] * ramp(tw, overlap, x > 0, x + tw < width)[None, :]
             acc[:, x : x + tw] += result * w2[..., None]
             weight[:, x : x + tw] += w2
         end = ys[k + 1] if k + 1 < len(ys) else height  # rows no later tile touches
-        assert acc is not None and out is not None
+        assert acc is not None and isinstance(out, np.ndarray)
         done = acc[: end - y] / weight[: end - y, :, None]
         out[y:end] = (np.clip(done, 0, 1) * 255 + 0.5).astype(np.uint8)
-    assert out is not None
+    assert isinstance(out, np.ndarray)
     return out

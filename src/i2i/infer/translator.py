@@ -258,6 +258,16 @@ def translate_files(
         ImageWriter(out) as writer,
         tqdm(total=len(files), disable=not progress, unit="img") as bar,
     ):
+        # .npy arrays (tiled only): memory-mapped in and out, for images beyond RAM
+        for f in [f for f in files if tile and f.suffix == ".npy"]:
+            if writer.zip is not None:
+                raise DataError(f"{f}: .npy inputs are written as .npy files; --out a folder")
+            source = np.load(f, mmap_mode="r", allow_pickle=False)
+            translate_tiled(translator, source, tile or 0, overlap, batch_size,
+                            out=writer.out / f"{f.stem}.npy")  # fmt: skip
+            written.append(f"{f.stem}.npy")
+            bar.update(1)
+        files = [f for f in files if not (tile and f.suffix == ".npy")]
         # tiled: one image at a time, each cut into tiles; else batches of whole images
         for chunk in _chunks(files, 1 if tile else batch_size):
             images, kept = [], []
