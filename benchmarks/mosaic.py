@@ -4,9 +4,10 @@
 
 Makes a side x side RGB image (smooth noise, as PNG, or with --npy as a .npy array), then
 runs the real command, `i2i translate --tile`, in a child process and reads its peak resident
-memory. A PNG is decoded whole (8-bit input and output in memory); a .npy is memory-mapped in
-and out, so memory stays bounded by one strip of tiles. Without --checkpoint it uses an
-untrained unet_256 of width 32.
+memory (all of it, and the anonymous part: a memory-mapped file's pages count in the resident
+size but the kernel can drop them). A PNG is decoded whole (8-bit input and output in
+memory); a .npy is memory-mapped in and out, so memory stays bounded by one strip of tiles.
+Without --checkpoint it uses an untrained unet_256 of width 32.
 """
 
 from __future__ import annotations
@@ -23,6 +24,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from untrained import untrained_checkpoint
+
+
+def rss_anon_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def main() -> None:
@@ -47,12 +58,16 @@ def main() -> None:
             big.save(source, compress_level=1)
         del big
         started = time.perf_counter()
-        subprocess.run(
+        child = subprocess.Popen(
             [sys.executable, "-m", "i2i", "translate", str(ckpt), str(source),
              "--out", str(tmp / "out"), "--tile", str(args.tile), "--overlap", str(args.overlap),
              "--no-progress"],
-            check=True,
         )  # fmt: skip
+        peak_anon = 0
+        while child.poll() is None:  # anonymous memory: what the page cache cannot reclaim
+            peak_anon = max(peak_anon, rss_anon_kib(child.pid))
+            time.sleep(0.1)
+        assert child.returncode == 0
         seconds = time.perf_counter() - started
         peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         if args.npy:
@@ -71,6 +86,7 @@ def main() -> None:
         "seconds": round(seconds, 1),
         "megapixels_per_s": args.side**2 / 1e6 / seconds,
         "peak_rss_mib": round(peak_mib),
+        "peak_anonymous_rss_mib": round(peak_anon / 1024),
         "image_mib_8bit": round(image_mib),
         "float_image_mib": round(4 * image_mib),
     }

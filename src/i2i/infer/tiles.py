@@ -89,23 +89,25 @@ def translate_tiled(
             acc[: th - shift], weight[: th - shift] = acc[shift:].copy(), weight[shift:].copy()
             acc[th - shift :], weight[th - shift :] = 0, 0
         top = y
-        crops = [read(y, x, th, tw) for x in xs]
-        results = translator.translate_arrays(crops, batch_size)
         wy = ramp(th, overlap, y > 0, y + th < height)
-        for x, result in zip(xs, results, strict=True):
-            if acc is None:
-                acc = np.zeros((th, width, result.shape[-1]), np.float32)
-                shape = (height, width, result.shape[-1])
-                if out is None:
-                    out = np.empty(shape, np.uint8)
-                elif not isinstance(out, np.ndarray):  # a .npy path: written through a memmap
-                    out = np.lib.format.open_memmap(out, "w+", np.uint8, shape)
-            w2 = wy[:, None] * ramp(tw, overlap, x > 0, x + tw < width)[None, :]
-            acc[:, x : x + tw] += result * w2[..., None]
-            weight[:, x : x + tw] += w2
+        for i in range(0, len(xs), batch_size):  # a batch of tiles at a time, not the whole row
+            batch = xs[i : i + batch_size]
+            results = translator.translate_arrays([read(y, x, th, tw) for x in batch], batch_size)
+            for x, result in zip(batch, results, strict=True):
+                if acc is None:
+                    acc = np.zeros((th, width, result.shape[-1]), np.float32)
+                    shape = (height, width, result.shape[-1])
+                    if out is None:
+                        out = np.empty(shape, np.uint8)
+                    elif not isinstance(out, np.ndarray):  # a .npy path: through a memmap
+                        out = np.lib.format.open_memmap(out, "w+", np.uint8, shape)
+                w2 = wy[:, None] * ramp(tw, overlap, x > 0, x + tw < width)[None, :]
+                acc[:, x : x + tw] += result * w2[..., None]
+                weight[:, x : x + tw] += w2
         end = ys[k + 1] if k + 1 < len(ys) else height  # rows no later tile touches
         assert acc is not None and isinstance(out, np.ndarray)
-        done = acc[: end - y] / weight[: end - y, :, None]
-        out[y:end] = (np.clip(done, 0, 1) * 255 + 0.5).astype(np.uint8)
+        for x in range(0, width, tile):  # finished rows, normalized a tile's width at a time
+            done = acc[: end - y, x : x + tile] / weight[: end - y, x : x + tile, None]
+            out[y:end, x : x + tile] = (np.clip(done, 0, 1) * 255 + 0.5).astype(np.uint8)
     assert isinstance(out, np.ndarray)
     return out
