@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ from i2i.train.loop import pick_device
 
 Half = Literal["left", "right"]
 Backend = Literal["torch", "onnxruntime"]
+T = TypeVar("T")
 
 
 def onnx_metadata(desc: dict[str, Any]) -> dict[str, Any]:
@@ -269,7 +270,7 @@ def translate_files(
             bar.update(1)
         files = [f for f in files if not (tile and f.suffix == ".npy")]
         # tiled: one image at a time, each cut into tiles; else batches of whole images
-        for chunk in _chunks(files, 1 if tile else batch_size):
+        for chunk in batched(files, 1 if tile else batch_size):
             images, kept = [], []
             for f in chunk:
                 try:
@@ -297,6 +298,13 @@ def translate_files(
     return written
 
 
-def _chunks(items: Sequence[Path], n: int) -> Iterator[Sequence[Path]]:
-    for i in range(0, len(items), n):
-        yield items[i : i + n]
+def batched(items: Iterable[T], n: int) -> Iterator[list[T]]:
+    """Lists of ``n`` items (the last may be shorter); ``itertools.batched`` from Python 3.12."""
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -26,6 +26,7 @@ from i2i.data.images import DataError, list_images, read_with_hint
 from i2i.data.paired import PairedDataset, locate
 from i2i.data.unconditional import ImageDataset
 from i2i.data.unpaired import locate_unpaired
+from i2i.infer.translator import Translator, batched
 from i2i.metrics.features import FeatureExtractor, FeatureWeightsMissing, build_extractor
 from i2i.metrics.names import DISTRIBUTION, LOWER_IS_BETTER, PAIRED, check_metrics
 from i2i.metrics.paired import LPIPS, to_uint8
@@ -143,7 +144,6 @@ def evaluate_checkpoint(
     progress: bool = True,
 ) -> Report:
     from i2i.infer.sample import load_generator
-    from i2i.infer.translator import Translator
     from i2i.train.checkpoint import read_description, resolve_checkpoint
 
     ckpt = resolve_checkpoint(checkpoint)
@@ -178,7 +178,7 @@ def evaluate_checkpoint(
     paired_ok = locate(data_cfg.root, cfg.split, data_cfg.layout) is not None
     scorer, notes = make_scorer(cfg, paired_ok, train_images is not None, extractor)
     if train_images is not None and "mifid" in scorer.metrics:
-        for chunk in _chunks(train_images(), cfg.batch_size):
+        for chunk in batched(train_images(), cfg.batch_size):
             scorer.add_train(_stack([to_uint8(a, size) for a in chunk]))
     if paired_ok:
         dataset = PairedDataset(data_cfg, cfg.split, train=False)
@@ -191,11 +191,11 @@ def evaluate_checkpoint(
         a, b = folders if data_cfg.direction == "AtoB" else folders[::-1]
         inputs, targets = list_images(a)[: cfg.limit], list_images(b)[: cfg.limit]
         n = len(inputs)
-        for batch in tqdm(list(_batches(inputs, cfg.batch_size)), disable=not progress):
+        for batch in tqdm(list(batched(inputs, cfg.batch_size)), disable=not progress):
             arrays = [read_with_hint(p, translator.input_channels) for p in batch]
             outs = translator.translate_arrays(arrays, cfg.batch_size)
             scorer.add_fakes(_stack([to_uint8(o, size) for o in outs]))
-        for batch in _batches(targets, cfg.batch_size):
+        for batch in batched(targets, cfg.batch_size):
             scorer.add_reals(_stack([to_uint8(read_with_hint(p, 3), size) for p in batch]))
         notes.append(f"{cfg.split} has no pairs: distribution metrics only")
     return Report(scorer.compute(), n, source, notes)
@@ -253,13 +253,13 @@ def evaluate_folders(
 ) -> Report:
     """Outputs in ``fake`` against ``real``: paired metrics when every output has a real image
     of the same file stem, distribution metrics always."""
-    reals, fakes = list_images(real)[: cfg.limit], list_images(fake)[: cfg.limit]
-    by_stem = {p.stem: p for p in list_images(real)}
+    all_reals, fakes = list_images(real), list_images(fake)[: cfg.limit]
+    reals, by_stem = all_reals[: cfg.limit], {p.stem: p for p in all_reals}
     paired_ok = bool(fakes) and all(p.stem in by_stem for p in fakes)
     trains = list_images(train_data) if train_data is not None else None
     scorer, notes = make_scorer(cfg, paired_ok, trains is not None, extractor)
     size = cfg.size
-    for batch in tqdm(list(_batches(fakes, cfg.batch_size)), disable=not progress):
+    for batch in tqdm(list(batched(fakes, cfg.batch_size)), disable=not progress):
         outs = [to_uint8(read_with_hint(p, 3), size) for p in batch]
         if paired_ok:
             targets = [to_uint8(read_with_hint(by_stem[p.stem], 3), size) for p in batch]
@@ -268,10 +268,10 @@ def evaluate_folders(
         else:
             scorer.add_fakes(_stack_any(outs))
     if not paired_ok:
-        for batch in _batches(reals, cfg.batch_size):
+        for batch in batched(reals, cfg.batch_size):
             scorer.add_reals(_stack_any([to_uint8(read_with_hint(p, 3), size) for p in batch]))
         notes.append("no output/target pairs by file name: distribution metrics only")
-    for batch in _batches(trains or [], cfg.batch_size):
+    for batch in batched(trains or [], cfg.batch_size):
         scorer.add_train(_stack_any([to_uint8(read_with_hint(p, 3), size) for p in batch]))
     source = {"real": str(real), "fake": str(fake)}
     return Report(scorer.compute(), len(fakes), source, notes)
@@ -282,22 +282,6 @@ def _device(name: str) -> torch.device:
     from i2i.train.loop import pick_device
 
     return pick_device(name)
-
-
-def _batches(items: Sequence[Path], n: int) -> Iterator[Sequence[Path]]:
-    for i in range(0, len(items), n):
-        yield items[i : i + n]
-
-
-def _chunks(items: Iterator[np.ndarray], n: int) -> Iterator[list[np.ndarray]]:
-    chunk: list[np.ndarray] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == n:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _stack(arrays: Sequence[np.ndarray]) -> torch.Tensor:
