@@ -8,9 +8,11 @@ import torch
 from i2i.config import ConfigError, RunConfig
 from i2i.data.paired import PairedDataset, locate
 from i2i.infer.translator import Translator
-from i2i.metrics.evaluate import EvalConfig, make_scorer, score_translations
+from i2i.metrics.evaluate import score_translations
 from i2i.metrics.features import FeatureExtractor, build_extractor
 from i2i.metrics.names import DISTRIBUTION, check_metrics
+from i2i.metrics.paired import LPIPS
+from i2i.metrics.scorer import Scorer
 from i2i.models import AnyModel
 from i2i.nets.resnet import ResnetGenerator
 from i2i.nets.unet import UNetGenerator
@@ -35,9 +37,13 @@ class TrainingEvaluator:
         self.device = device
         self.dataset = PairedDataset(cfg.data, cfg.data.val_split, train=False)
         self.count = min(cfg.train.eval_limit or len(self.dataset), len(self.dataset))
+        if self.metric == "mifid":
+            raise ConfigError("--eval-metric mifid needs the training images; pick another")
+        # networks the metric needs are loaded once, and fail before training starts
         self.extractor: FeatureExtractor | None = None
-        if self.metric in DISTRIBUTION:  # load the weights once, and fail before training
+        if self.metric in DISTRIBUTION:
             self.extractor = build_extractor("inception", device=device)
+        self.lpips = LPIPS(device) if self.metric == "lpips" else None
 
     def __call__(self, model: AnyModel) -> float:
         direction = self.cfg.data.direction
@@ -45,12 +51,7 @@ class TrainingEvaluator:
         net = model.get_submodule(net_name)
         assert isinstance(net, UNetGenerator | ResnetGenerator)
         translator = Translator(net, self.device, self.cfg.data.input_nc)
-        scorer, _ = make_scorer(
-            EvalConfig(metrics=[self.metric], device=str(self.device)),
-            paired_data=True,
-            has_train=False,
-            extractor=self.extractor,
-        )
+        scorer = Scorer([self.metric], self.extractor, self.lpips)
         score_translations(translator, self.dataset, scorer, self.cfg.data.crop_size, self.count)
         model.train()  # the translator switched the generator to eval mode
         return scorer.compute()[self.metric]
