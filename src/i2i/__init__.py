@@ -24,7 +24,7 @@ def load(
     path: str | Path,
     device: str = "auto",
     direction: str | None = None,
-    backend: Literal["torch", "onnxruntime"] = "torch",
+    backend: Literal["auto", "torch", "onnxruntime"] = "torch",
 ) -> Translator:
     """Load a trained model for translation; ``direction`` (AtoB/BtoA) picks one of a
     CycleGAN's two generators; ``backend`` picks PyTorch or ONNX Runtime. Imports torch on

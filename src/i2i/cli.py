@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,6 +15,8 @@ import yaml
 
 from i2i.config import ConfigError, RunConfig, from_dict, model_config, set_dotted, to_dict
 from i2i.metrics.names import METRICS
+
+BACKENDS = ("auto", "torch", "onnxruntime")  # as i2i.infer.translator's; importing it loads torch
 
 app = typer.Typer(
     help="Image-to-image translation with GANs: train, watch, translate.",
@@ -65,6 +70,7 @@ TRAIN_FLAGS = {
     "serial": "data.serial",
     "skip_bad": "data.skip_bad",
     "num_workers": "data.num_workers",
+    "cache": "data.cache",
     "generator": "model.generator.kind",
     "ngf": "model.generator.ngf",
     "depth": "model.generator.depth",
@@ -89,6 +95,9 @@ TRAIN_FLAGS = {
     "lr": "train.lr",
     "seed": "train.seed",
     "deterministic": "train.deterministic",
+    "precision": "train.precision",
+    "channels_last": "train.channels_last",
+    "compile_": "train.compile",
     "device": "train.device",
     "save_every": "train.save_every",
     "log_every": "train.log_every",
@@ -154,6 +163,9 @@ def train(
     skip_bad: bool = typer.Option(None, "--skip-bad", help="Skip unreadable images, warn."),
     serial: bool = typer.Option(None, "--serial", help="Unpaired: A[i] with B[i], not random."),
     num_workers: int = typer.Option(None, help="Data-loading worker processes [0]."),
+    cache: bool = typer.Option(
+        None, "--cache/--no-cache", help="Keep decoded, resized images in memory [on]."
+    ),
     generator: str = typer.Option(None, help="unet_256 | unet_128 | resnet_9blocks | ..."),
     ngf: int = typer.Option(None, help="Generator width [64]."),
     depth: int = typer.Option(None, help="U-Net downsamplings / ResNet blocks."),
@@ -181,6 +193,16 @@ def train(
     deterministic: bool = typer.Option(
         None, "--deterministic", help="Bitwise-repeatable GPU runs (a little slower)."
     ),
+    precision: str = typer.Option(None, help="fp32 | bf16 (autocast; GPUs since Ampere) [fp32]."),
+    channels_last: bool = typer.Option(
+        None, "--channels-last", help="NHWC tensors: faster on tensor-core GPUs."
+    ),
+    compile_: bool = typer.Option(
+        None, "--compile", help="torch.compile the networks (GPU: faster after compiling)."
+    ),
+    devices: int = typer.Option(
+        None, help="Data-parallel processes on this machine (one per GPU), via torchrun."
+    ),
     save_every: int = typer.Option(None, help="Steps between checkpoints [1000]."),
     log_every: int = typer.Option(None, help="Steps between logged losses [10]."),
     image_every: int = typer.Option(None, help="Steps between sample grids [500]."),
@@ -194,6 +216,8 @@ def train(
     from i2i.train import load_run_config
     from i2i.train import train as run_training
 
+    if devices is not None and devices > 1:
+        relaunch_under_torchrun(devices)
     flags = {k: v for k, v in locals().items() if k in TRAIN_FLAGS}
     if npz_keys is not None:
         flags["npz_keys"] = npz_keys.split(",")
@@ -204,7 +228,8 @@ def train(
         changed = [
             k
             for k, v in flags.items()
-            if v is not None and not (TRAIN_FLAGS[k].startswith("train.") or k == "num_workers")
+            if v is not None
+            and not (TRAIN_FLAGS[k].startswith("train.") or k in ("num_workers", "cache"))
         ]
         if model is not None:
             changed.append("model")
@@ -220,6 +245,8 @@ def train(
             raise ConfigError("give the dataset with --data DIR (or a --config file)")
         cfg = build_config(config, flags, sets, model=model)
     result = run_training(cfg, resume=resume is not None, progress=progress)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # process 0 reports
     run = result.run_dir
     typer.echo(f"\ntrained {result.step} steps in {result.seconds:.0f} s; run folder: {run}")
     if "://" in cfg.train.out:
@@ -236,6 +263,22 @@ def train(
         typer.echo(f"  translate: i2i translate {run} IMAGES_OR_FOLDERS --out translated/")
 
 
+def relaunch_under_torchrun(devices: int) -> None:
+    """Run this same command in ``devices`` processes under torchrun, which sets up and watches
+    them (and stops all if one fails); returns only through its exit status."""
+    args, skip = [], False
+    for arg in sys.argv[1:]:  # the command line without --devices
+        if skip:
+            skip = False
+        elif arg == "--devices":
+            skip = True
+        elif not arg.startswith("--devices="):
+            args.append(arg)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command = [*launcher, f"--nproc-per-node={devices}", "-m", "i2i", *args]
+    raise typer.Exit(subprocess.call(command))
+
+
 @app.command()
 @user_errors
 def translate(
@@ -248,7 +291,9 @@ def translate(
     input_half: str = typer.Option(None, help="left | right: translate one half of A|B pairs."),
     image_format: str = typer.Option("png", "--format", help="png | jpg"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
-    backend: str = typer.Option("torch", help="torch | onnxruntime (CPU)."),
+    backend: str = typer.Option(
+        "auto", help="auto | torch | onnxruntime (CPU); auto: the fastest installed."
+    ),
     tile: int = typer.Option(None, help="Translate in SIZE x SIZE tiles (huge images)."),
     overlap: int = typer.Option(64, help="Tile overlap in px, blended (with --tile)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable images, warn."),
@@ -263,8 +308,8 @@ def translate(
         raise ConfigError(f"--input-half must be left or right, got {input_half!r}")
     if image_format not in ("png", "jpg"):
         raise ConfigError(f"--format must be png or jpg, got {image_format!r}")
-    if backend not in ("torch", "onnxruntime"):
-        raise ConfigError(f"--backend must be torch or onnxruntime, got {backend!r}")
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     translator = i2i.load(checkpoint, device, direction, backend)  # type: ignore[arg-type]
     written = translate_files(
         translator,
@@ -404,7 +449,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port."),
     token: str = typer.Option(None, envvar="I2I_TOKEN", help="Bearer token for /v1/*."),
-    backend: str = typer.Option("torch", help="torch | onnxruntime"),
+    backend: str = typer.Option("auto", help="auto | torch | onnxruntime"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     max_upload_mb: float = typer.Option(20, help="Largest upload, MiB."),
     max_pixels: int = typer.Option(4096 * 4096, help="Largest image, pixels."),
@@ -419,8 +464,8 @@ def serve(
     except ImportError as exc:
         hint = f"serving needs the serve extra: pip install 'i2i[serve]' ({exc})"
         raise ConfigError(hint) from None
-    if backend not in ("torch", "onnxruntime"):
-        raise ConfigError(f"--backend must be torch or onnxruntime, got {backend!r}")
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     models = load_models(model, device, backend)
     cfg = ServeConfig(int(max_upload_mb * 2**20), max_pixels, token, workers, queue)
     names = ", ".join(f"{m.name} ({m.direction})" for m in models.values())

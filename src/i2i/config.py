@@ -21,6 +21,7 @@ GanMode = Literal["vanilla", "lsgan", "hinge", "wgan-gp"]
 ReconLoss = Literal["l1", "l2", "l1+l2"]
 GeneratorKind = Literal["unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks"]
 DiscriminatorKind = Literal["patch", "pixel"]
+Precision = Literal["fp32", "bf16"]
 
 
 class ConfigError(ValueError):
@@ -44,7 +45,8 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     skip_bad: bool = False  # skip unreadable files with a warning instead of stopping
-    num_workers: int = 0
+    num_workers: int = 0  # data-loading processes; 0 loads in the training process
+    cache: bool = True  # keep decoded, resized training images in memory (decode once)
     serial: bool = False  # unpaired data: pair A[i] with B[i] instead of a random B each epoch
 
     def __post_init__(self) -> None:
@@ -212,6 +214,10 @@ class TrainConfig:
     # bitwise-repeatable GPU runs (deterministic cuDNN/cuBLAS kernels), a little slower;
     # CPU runs are repeatable either way
     deterministic: bool = False
+    # GPU speed settings (docs/performance.md); none changes what is computed beyond rounding
+    precision: Precision = "fp32"  # bf16: autocast the networks to bfloat16 (GPUs since Ampere)
+    channels_last: bool = False  # NHWC tensors: faster convolutions on tensor-core GPUs
+    compile: bool = False  # torch.compile the networks: minutes of compiling, then faster steps
     save_every: int = 1000  # steps between checkpoints (one is always written at the end)
     keep: int = 3  # step checkpoints kept on disk (older ones are pruned)
     log_every: int = 10  # steps between logged scalars

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from i2i.config import DataConfig
+from i2i.data.cache import cached, prepared_cache
 from i2i.data.images import (
     IMAGE_EXTENSIONS,
     BadImageError,
@@ -37,7 +38,7 @@ from i2i.data.images import (
     screen,
     uint_array_to_float,
 )
-from i2i.data.transforms import apply_joint, paired_transform
+from i2i.data.transforms import augment, prepare, prepared_size, to_network
 
 
 class PairReader(Protocol):
@@ -247,7 +248,8 @@ class PairedDataset(Dataset[dict[str, Any]]):
     ``A`` is always the network's input: with ``direction='BtoA'`` the halves are swapped here,
     so models never look at the direction. Indexing with ``(index, seed)`` (what
     :class:`EpochBatchSampler` yields) makes the random crop and flip a function of that seed alone,
-    so a resumed run sees exactly the augmentations an uninterrupted one would.
+    so a resumed run sees exactly the augmentations an uninterrupted one would. Training sets
+    keep each pair's prepared images in memory (``data.cache``): the same tensors either way.
     """
 
     def __init__(self, cfg: DataConfig, split: str | None, train: bool) -> None:
@@ -256,10 +258,13 @@ class PairedDataset(Dataset[dict[str, Any]]):
             raise DataError(f"{cfg.root}: no '{split}' split found")
         self.location = loc
         self.reader = open_reader(loc, cfg)
-        self.cfg = cfg
-        self.transform = paired_transform(cfg, train)
+        self.cfg, self.train = cfg, train
+        self.size = prepared_size(cfg, train)
         ab = cfg.direction == "AtoB"
         self.channels = (cfg.input_nc, cfg.output_nc) if ab else (cfg.output_nc, cfg.input_nc)
+        channels = cfg.input_nc + cfg.output_nc  # A and B stacked, one row per pair
+        on = cfg.cache and train
+        self.cache = prepared_cache(on, len(self.reader), channels, self.size, cfg.num_workers)
 
     def __len__(self) -> int:
         return len(self.reader)
@@ -269,15 +274,19 @@ class PairedDataset(Dataset[dict[str, Any]]):
         a, b = self.reader.load(index, *self.channels)
         return a if self.cfg.direction == "BtoA" else b
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        index, seed = key if isinstance(key, tuple) else (key, None)
+    def prepared(self, index: int) -> torch.Tensor:
+        """Pair ``index`` decoded and resized: uint8 input channels, then target channels."""
         a, b = self.reader.load(index, *self.channels)
         if self.cfg.direction == "BtoA":
             a, b = b, a
-        ta = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
-        tb = torch.from_numpy(np.ascontiguousarray(b.transpose(2, 0, 1)))
-        ta, tb = apply_joint(self.transform, (ta, tb), seed)
-        return {"A": ta * 2.0 - 1.0, "B": tb * 2.0 - 1.0, "name": self.reader.name(index)}
+        return torch.cat([prepare(a, self.size), prepare(b, self.size)])
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        ab = cached(self.cache, index, self.prepared)
+        n_in = self.cfg.input_nc
+        a, b = augment((ab[:n_in], ab[n_in:]), self.cfg, self.train, seed)
+        return {"A": to_network(a), "B": to_network(b), "name": self.reader.name(index)}
 
 
 def open_split(cfg: DataConfig, split: str, train: bool) -> PairedDataset | None:
@@ -292,14 +301,24 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
     Each epoch's order is fixed by ``(seed, epoch)`` and an epoch ends with its own (possibly
     smaller) batch, so a run resumed at any step sees exactly the batches, and augmentations,
     of an uninterrupted one. One sampler spans the whole run, so data-loading workers start once.
+    With ``world`` processes, process ``rank`` gets every world-th sample of each global batch,
+    and an epoch's last partial batch is dropped, so that all processes get equal slices.
     """
 
     def __init__(
-        self, n: int, batch_size: int, seed: int, start_step: int, total_steps: int
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        start_step: int,
+        total_steps: int,
+        rank: int = 0,
+        world: int = 1,
     ) -> None:
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.start_step, self.total_steps = start_step, total_steps
-        self.steps_per_epoch = -(-n // batch_size)
+        self.rank, self.world = rank, world
+        self.steps_per_epoch = n // batch_size if world > 1 else -(-n // batch_size)
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         step = self.start_step
@@ -311,7 +330,8 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
                 if step >= self.total_steps:
                     return
                 positions = range(b * self.batch_size, min((b + 1) * self.batch_size, self.n))
-                yield [(int(order[p]), int(aug_seeds[p])) for p in positions]
+                mine = positions[self.rank :: self.world]
+                yield [(int(order[p]), int(aug_seeds[p])) for p in mine]
                 step += 1
 
     def __len__(self) -> int:

@@ -1,48 +1,59 @@
-"""Paired preprocessing with torchvision transforms v2.
+"""Preprocessing in two stages, so that the slow stage runs once per image.
 
-v2 transforms called on two ``tv_tensors.Image`` draw one set of random parameters and apply it
-to both, so a pair stays aligned under crop and flip. Training (as in the pix2pix paper):
-resize to ``load_size``, random ``crop_size`` crop, random horizontal flip. Evaluation and
-translation: a deterministic resize to ``crop_size``, no flip.
+1. :func:`prepare` (deterministic): resize a decoded image to ``load_size`` (training with
+   ``resize_and_crop``) or ``crop_size`` (``resize``, and evaluation), then round it to 8 bits
+   per channel, the precision of the outputs. Its result may be cached (:mod:`i2i.data.cache`),
+   so decoding and resizing happen once per image rather than once per epoch.
+2. :func:`augment` (random, training only): a ``crop_size`` crop (``resize_and_crop``) and a
+   horizontal flip (``flip``), as in the pix2pix paper. Both are slices of uint8 tensors. One draw
+   applies to all images of a sample, so a pair stays aligned, and the sample's seed fixes it.
 
-``preprocess``: ``resize_and_crop`` (the above), ``resize`` (straight to ``crop_size``, no crop),
-``none`` (images keep their size; only the flip applies).
+:func:`to_network` then maps 8-bit pixels to the networks' [-1, 1].
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
-from torchvision import tv_tensors
-from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
 
 from i2i.config import DataConfig
 
 
-def paired_transform(cfg: DataConfig, train: bool) -> v2.Transform:
-    size = (cfg.crop_size, cfg.crop_size)
-    ops: list[v2.Transform] = []
+def prepared_size(cfg: DataConfig, train: bool) -> int | None:
+    """The side that :func:`prepare` resizes to; None keeps each image's own size."""
     if cfg.preprocess == "resize_and_crop" and train:
-        ops += [v2.Resize((cfg.load_size, cfg.load_size), antialias=True), v2.RandomCrop(size)]
-    elif cfg.preprocess in ("resize_and_crop", "resize"):
-        ops.append(v2.Resize(size, antialias=True))
-    if train and cfg.flip:
-        ops.append(v2.RandomHorizontalFlip())
-    return v2.Compose(ops) if ops else v2.Identity()
+        return cfg.load_size
+    if cfg.preprocess in ("resize_and_crop", "resize"):
+        return cfg.crop_size
+    return None
 
 
-def apply_joint(
-    transform: v2.Transform, images: tuple[torch.Tensor, ...], seed: int | None
+def prepare(image: np.ndarray, size: int | None) -> torch.Tensor:
+    """HxWxC float array in [0, 1] -> CxHxW uint8 tensor, resized to ``size`` x ``size``."""
+    t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+    if size is not None and t.shape[-2:] != (size, size):
+        t = TF.resize(t, [size, size], antialias=True)
+    return t.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def augment(
+    images: tuple[torch.Tensor, ...], cfg: DataConfig, train: bool, seed: int | None
 ) -> tuple[torch.Tensor, ...]:
-    """Apply one draw of ``transform`` to all ``images``; ``seed`` fixes that draw.
+    """One random crop and flip, drawn from ``seed``, applied to all ``images`` (training)."""
+    if not train:
+        return images
+    rng = np.random.default_rng(seed)
+    crop = cfg.crop_size if cfg.preprocess == "resize_and_crop" else None
+    if crop is not None:
+        h, w = images[0].shape[-2:]
+        top, left = int(rng.integers(h - crop + 1)), int(rng.integers(w - crop + 1))
+        images = tuple(im[..., top : top + crop, left : left + crop] for im in images)
+    if cfg.flip and rng.random() < 0.5:
+        images = tuple(im.flip(-1) for im in images)
+    return images
 
-    v2 draws its random parameters from torch's global generator; forking it keeps a seeded
-    draw from disturbing (or depending on) the training loop's own random stream.
-    """
-    wrapped = tuple(tv_tensors.Image(im) for im in images)
-    if seed is None:
-        out = transform(wrapped)
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            out = transform(wrapped)
-    return tuple(o.as_subclass(torch.Tensor) for o in out)
+
+def to_network(image: torch.Tensor) -> torch.Tensor:
+    """8-bit pixels 0..255 -> float32 -1..1."""
+    return image.to(torch.float32).div_(127.5).sub_(1.0)

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from i2i.config import DataConfig
+from i2i.data.cache import cached, prepared_cache
 from i2i.data.images import DataError, match_channels
-from i2i.data.transforms import apply_joint, paired_transform
-from i2i.data.unpaired import ImageFolder, to_tensor
+from i2i.data.transforms import augment, prepare, prepared_size, to_network
+from i2i.data.unpaired import ImageFolder
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -71,18 +73,24 @@ class ImageDataset(Dataset[dict[str, Any]]):
             self.array = array
         else:
             self.folder = ImageFolder(root, cfg.skip_bad)
-        self.transform = paired_transform(cfg, train)
+        self.train, self.size = train, prepared_size(cfg, train)
+        self.cache = prepared_cache(
+            cfg.cache and train, len(self), cfg.output_nc, self.size, cfg.num_workers
+        )
 
     def __len__(self) -> int:
         return len(self.array) if self.array is not None else len(self.folder)  # type: ignore[arg-type]
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        index, seed = key if isinstance(key, tuple) else (key, None)
+    def prepared(self, index: int) -> torch.Tensor:
         if self.array is not None:
             arr = match_channels(
                 self.array[index, :, :, None] / np.float32(255), self.cfg.output_nc
             )
         else:
             arr = self.folder.load(index, self.cfg.output_nc)  # type: ignore[union-attr]
-        (img,) = apply_joint(self.transform, (to_tensor(arr.astype(np.float32)),), seed)
-        return {"image": img * 2.0 - 1.0}
+        return prepare(arr.astype(np.float32), self.size)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        (img,) = augment((cached(self.cache, index, self.prepared),), self.cfg, self.train, seed)
+        return {"image": to_network(img)}

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from i2i.config import DataConfig
+from i2i.data.cache import cached, prepared_cache
 from i2i.data.images import (
     DataError,
     image_size,
@@ -25,7 +25,7 @@ from i2i.data.images import (
     read_with_hint,
     screen,
 )
-from i2i.data.transforms import apply_joint, paired_transform
+from i2i.data.transforms import augment, prepare, prepared_size, to_network
 
 
 def locate_unpaired(root: str | Path, split: str) -> tuple[Path, Path] | None:
@@ -68,11 +68,6 @@ class ImageFolder:
         return read_with_hint(self.files[i], channels)
 
 
-def to_tensor(arr: np.ndarray) -> torch.Tensor:
-    """HxWxC float array in [0, 1] -> CxHxW tensor (still in [0, 1])."""
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
-
-
 class UnpairedDataset(Dataset[dict[str, Any]]):
     """Samples ``{"A": image of domain A, "B": image of domain B}`` in [-1, 1].
 
@@ -85,8 +80,11 @@ class UnpairedDataset(Dataset[dict[str, Any]]):
             raise DataError(f"{cfg.root}: no '{split}' split found")
         a_dir, b_dir = found if cfg.direction == "AtoB" else found[::-1]
         self.a, self.b = ImageFolder(a_dir, cfg.skip_bad), ImageFolder(b_dir, cfg.skip_bad)
-        self.cfg = cfg
-        self.transform = paired_transform(cfg, train)
+        self.cfg, self.train = cfg, train
+        self.size = size = prepared_size(cfg, train)
+        on, workers = cfg.cache and train, cfg.num_workers
+        self.cache_a = prepared_cache(on, len(self.a), cfg.input_nc, size, workers)
+        self.cache_b = prepared_cache(on, len(self.b), cfg.output_nc, size, workers)
 
     def __len__(self) -> int:
         return max(len(self.a), len(self.b))
@@ -98,12 +96,13 @@ class UnpairedDataset(Dataset[dict[str, Any]]):
             ib = index % len(self.b)
         else:
             ib = int(np.random.default_rng(seed).integers(len(self.b)))
-        a = to_tensor(self.a.load(ia, self.cfg.input_nc))
-        b = to_tensor(self.b.load(ib, self.cfg.output_nc))
+        cfg = self.cfg
+        a = cached(self.cache_a, ia, lambda i: prepare(self.a.load(i, cfg.input_nc), self.size))
+        b = cached(self.cache_b, ib, lambda i: prepare(self.b.load(i, cfg.output_nc), self.size))
         # independent augmentations for the two domains, each fixed by the sample's seed
-        (a,) = apply_joint(self.transform, (a,), seed)
-        (b,) = apply_joint(self.transform, (b,), None if seed is None else seed + 1)
-        return {"A": a * 2.0 - 1.0, "B": b * 2.0 - 1.0, "name": self.a.files[ia].name}
+        (a,) = augment((a,), cfg, self.train, seed)
+        (b,) = augment((b,), cfg, self.train, None if seed is None else seed + 1)
+        return {"A": to_network(a), "B": to_network(b), "name": self.a.files[ia].name}
 
 
 def open_unpaired(cfg: DataConfig, split: str, train: bool) -> UnpairedDataset | None:

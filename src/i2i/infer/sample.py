@@ -11,13 +11,13 @@ from tqdm import tqdm
 from i2i.data.images import array_to_pil
 from i2i.infer.writers import ImageWriter
 from i2i.nets.dcgan import DCGANGenerator
+from i2i.train.accel import pick_device
 from i2i.train.checkpoint import (
     CheckpointError,
     load_weights,
     read_description,
     resolve_checkpoint,
 )
-from i2i.train.loop import pick_device
 from i2i.train.monitor import sample_grid
 
 

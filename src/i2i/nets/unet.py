@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from i2i.config import Norm
-from i2i.nets.layers import conv_bias, norm_layer
+from i2i.nets.layers import ConvTranspose2d, conv_bias, norm_layer
 
 
 class UNetGenerator(nn.Module):
@@ -52,7 +52,7 @@ class UNetGenerator(nn.Module):
             c_in = widths[i] * (1 if innermost or not skip else 2)
             c_out = out_channels if outermost else widths[i - 1]
             layers = [nn.ReLU(inplace=False)]
-            layers.append(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias or outermost))
+            layers.append(ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias or outermost))
             if outermost:
                 layers.append(nn.Tanh())
             else:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,8 @@ from i2i.data.build import open_datasets
 from i2i.data.paired import EpochBatchSampler
 from i2i.metrics.names import better
 from i2i.models import DATA_KINDS, AnyModel, build_model
+from i2i.train import distributed
+from i2i.train.accel import accelerate, autocast, configure_backends, to_device
 from i2i.train.checkpoint import (
     FORMAT,
     LATEST,
@@ -57,27 +58,6 @@ class TrainResult:
     last_losses: dict[str, float]
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
-    return device
-
-
-def configure_determinism(device: torch.device, deterministic: bool) -> None:
-    """On CUDA: autotuned (fast, not repeatable) or deterministic kernels."""
-    if device.type != "cuda":
-        return
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # repeatable cuBLAS
-    torch.backends.cudnn.benchmark = not deterministic
-    torch.backends.cudnn.deterministic = deterministic
-    # warn_only: a few ops (e.g. reflection-pad backward) have no deterministic CUDA kernel
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
-
-
 def load_run_config(run_dir: str | Path) -> RunConfig:
     """A run's config.yaml (a run at a URL is fetched into the local cache first)."""
     if is_url(run_dir):
@@ -106,27 +86,33 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         raise FileExistsError(
             f"{dest} already holds a run; resume it with --resume {dest}, or choose another --out"
         )
-    if mirror:
+    procs, device = distributed.setup(cfg.train.device)  # one process unless under torchrun
+    distributed.check_batch(cfg.train.batch_size, procs)
+    if mirror and procs.main:
         mirror.prepare(resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    device = pick_device(cfg.train.device)
-    configure_determinism(device, cfg.train.deterministic)
+    if procs.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    configure_backends(device, cfg.train.deterministic)
     torch.manual_seed(cfg.train.seed)
+    channels_last = cfg.train.channels_last
 
     # data: the training split, and fixed examples for sample grids (val split when present)
     train_set, preview_set = open_datasets(cfg.data, DATA_KINDS[cfg.model.kind])
     n_preview = min(cfg.train.num_samples, len(preview_set))
-    preview_batch = _to(default_collate([preview_set[i] for i in range(n_preview)]), device)
+    preview = default_collate([preview_set[i] for i in range(n_preview)])
+    preview_batch = to_device(preview, device, channels_last)
 
     # model and optimizers
     model = build_model(cfg)
     model.to(device)
     first = next(v for v in train_set[(0, 0)].values() if isinstance(v, torch.Tensor))
     model.check_image_size(*first.shape[1:])
+    accelerate(model, cfg.train)
     opt = model.make_optimizers(cfg.train)
     bs = cfg.train.batch_size
-    steps_per_epoch = math.ceil(len(train_set) / bs)
+    # several processes share whole global batches, so an epoch's last partial one is dropped
+    steps_per_epoch = len(train_set) // bs if procs.world > 1 else math.ceil(len(train_set) / bs)
     total_epochs = cfg.train.epochs + cfg.train.epochs_decay
     total_steps = steps_per_epoch * total_epochs
     if cfg.train.max_steps is not None:
@@ -144,15 +130,18 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         torch.set_rng_state(state["rng"]["torch"])
         if device.type == "cuda" and state["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    monitor = RunMonitor(run_dir, resume_step=step)
+    if procs.world > 1:
+        distributed.share_start(model, opt)
+        torch.manual_seed(cfg.train.seed + procs.rank + step)  # own dropout masks per process
+    monitor = RunMonitor(run_dir, resume_step=step) if procs.main else None
     evaluator = None
-    if cfg.train.eval_every:
+    if cfg.train.eval_every and procs.main:
         from i2i.train.evaluation import TrainingEvaluator  # imports infer, which imports us
 
         evaluator = TrainingEvaluator(cfg, device)
     best = read_best(ckpt_root) if resume else None
     log.info(
-        "%s %s run %s: %d training samples, %d steps/epoch, %d steps in all, device %s",
+        "%s %s run %s: %d training samples, %d steps/epoch, %d steps in all, device %s%s",
         "resuming" if resume else "starting",
         cfg.model.kind,
         run_dir,
@@ -160,11 +149,14 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         steps_per_epoch,
         total_steps,
         device,
+        f", {procs.world} processes" if procs.world > 1 else "",
     )
 
     last_saved = step if resume else -1
 
     def checkpoint() -> Path:
+        if not procs.main:  # process 0 writes the run folder
+            return ckpt_root / f"step_{step:08d}"
         saved = save_checkpoint(
             ckpt_root,
             f"step_{step:08d}",
@@ -187,7 +179,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
 
     def evaluate() -> None:
         nonlocal best, last_saved
-        assert evaluator is not None
+        assert evaluator is not None and monitor is not None
         metric = evaluator.metric
         value = evaluator(model)
         monitor.evaluation(step, {metric: value})
@@ -200,6 +192,8 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
             mark_best(ckpt_root, f"step_{step:08d}", best)
 
     def samples() -> None:
+        if monitor is None:
+            return
         model.eval()
         columns = model.preview(preview_batch)
         model.train()
@@ -211,7 +205,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     bar = tqdm(
         total=total_steps,
         initial=step,
-        disable=not progress,
+        disable=not (progress and procs.main),
         unit="step",
         dynamic_ncols=True,
         mininterval=0.5,
@@ -225,6 +219,8 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
                 cfg.train.seed,
                 step,
                 total_steps,
+                procs.rank,
+                procs.world,
             ),
             num_workers=cfg.data.num_workers,
             persistent_workers=cfg.data.num_workers > 0,
@@ -239,7 +235,9 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
             for optimizer in opt.values():
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-            out = model.training_step(_to(batch, device), opt)
+            with autocast(cfg.train, device):
+                out = model.training_step(to_device(batch, device, channels_last), opt)
+            out = distributed.average_losses(out, procs)
             losses = {k: v.item() for k, v in out.items()}
             bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
             if bad:
@@ -257,9 +255,9 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
                 + " ".join(f"{k}={v:.3f}" for k, v in losses.items()),
                 refresh=False,
             )
-            if step % cfg.train.log_every == 0 or step == total_steps:
+            if monitor and (step % cfg.train.log_every == 0 or step == total_steps):
                 rate = steps_done * bs / (time.perf_counter() - started)
-                monitor.scalars(step, {**losses, "lr": lr, "images_per_s": rate})
+                monitor.scalars(step, {**losses, "lr": lr, "images_per_s": rate * procs.world})
                 log.info(
                     "step %d epoch %d %s",
                     step,
@@ -275,14 +273,17 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
                 last_saved = step
         final = checkpoint() if last_saved != step else ckpt_root / f"step_{step:08d}"
         samples()
-        plot_loss_curves(monitor.metrics_file, run_dir / "loss_curves.png", title=str(dest))
-        if mirror:
+        if monitor:
+            plot_loss_curves(monitor.metrics_file, run_dir / "loss_curves.png", title=str(dest))
+        if mirror and procs.main:
             mirror.push()
         elapsed = time.perf_counter() - started
         log.info("finished at step %d in %.1f s; checkpoint %s", step, elapsed, final)
     finally:
         bar.close()
-        monitor.close()
+        if monitor:
+            monitor.close()
+        distributed.finish(procs)
     return TrainResult(run_dir, final, step, elapsed, losses)
 
 
@@ -317,10 +318,3 @@ def describe(model: AnyModel, cfg: RunConfig, step: int) -> dict[str, Any]:
 def _latest(ckpt_root: Path) -> str:
     pointer = ckpt_root / LATEST
     return str(ckpt_root / pointer.read_text().strip()) if pointer.exists() else "none yet"
-
-
-def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {
-        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
-        for k, v in batch.items()
-    }

@@ -1,0 +1,86 @@
+"""Shared by the benchmarks: the machine's measured peak, timing, memory and result files."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def seconds(fn: Callable[[], object], device: torch.device, repeat: int, warmup: int = 1) -> float:
+    """Median wall time of ``fn`` over ``repeat`` calls, after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def machine_peak(device: torch.device) -> dict[str, float]:
+    """Measured fp32 GFLOP/s of a 2048 matmul, a conv forward and a conv forward+backward:
+    the ceilings that model FLOP utilization is a share of (bf16 matmul too on CUDA)."""
+    n, reps = 2048, (20 if device.type == "cuda" else 5)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    peak = {"matmul_fp32": 2 * n**3 / seconds(lambda: a @ b, device, reps) / 1e9}
+    if device.type == "cuda":
+        a16, b16 = a.bfloat16(), b.bfloat16()
+        peak["matmul_bf16"] = 2 * n**3 / seconds(lambda: a16 @ b16, device, reps) / 1e9
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1).to(device)
+    x = torch.randn(8, 256, 64, 64, device=device, requires_grad=True)
+    flops = 2 * 256 * 256 * 9 * 64 * 64 * 8
+    peak["conv_fwd_fp32"] = flops / seconds(lambda: conv(x), device, reps) / 1e9
+    fwd_bwd = seconds(lambda: conv(x).sum().backward(), device, reps)
+    peak["conv_fwd_bwd_fp32"] = 3 * flops / fwd_bwd / 1e9
+    return peak
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    """CUDA's max allocated, or this process's peak resident size."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine(device: torch.device) -> dict[str, Any]:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    return {
+        "device": str(device),
+        "name": name or platform.machine(),
+        "torch": torch.__version__,
+        "cpu_threads": torch.get_num_threads(),
+    }
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A Markdown table of ``rows`` (floats to 3 significant figures)."""
+
+    def cell(v: Any) -> str:
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_json(path: str | None, result: dict[str, Any]) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(result, indent=2))
+        print(f"\nwrote {path}")

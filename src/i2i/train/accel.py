@@ -1,0 +1,73 @@
+"""How a run's networks execute, as opposed to what they compute (docs/performance.md).
+
+Each setting keeps the math and changes only rounding: ``channels_last`` (NHWC tensors, which
+tensor-core GPUs convolve fastest), ``precision="bf16"`` (autocast the networks to bfloat16: no
+loss scaling is needed, unlike fp16) and ``compile`` (``torch.compile``, fusing the norm and
+activation layers between convolutions). On a 2-core CPU all three are slower and stay off;
+``benchmarks/train_speed.py`` measures them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from i2i.config import TrainConfig
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def configure_backends(device: torch.device, deterministic: bool) -> None:
+    """On CUDA: autotuned cuDNN and TF32 matmuls (fast, not repeatable), or deterministic
+    kernels."""
+    if device.type != "cuda":
+        return
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # repeatable cuBLAS
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cuda.matmul.allow_tf32 = not deterministic
+    torch.backends.cudnn.allow_tf32 = not deterministic
+    # warn_only: a few ops (e.g. reflection-pad backward) have no deterministic CUDA kernel
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+
+
+def accelerate(model: nn.Module, train: TrainConfig) -> None:
+    """Apply ``train.channels_last`` and ``train.compile`` to ``model``'s networks in place
+    (``Module.compile`` keeps parameter names, so checkpoints do not change)."""
+    if train.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if train.compile:
+        for net in model.children():
+            if any(p.requires_grad for p in net.parameters()):
+                net.compile()
+
+
+def autocast(train: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """The forward passes' precision: a bfloat16 autocast, or nothing."""
+    if train.precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
+    """A batch's tensors on ``device`` (asynchronously from pinned memory), in the run's layout."""
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            value = value.to(device, non_blocking=True)
+            if channels_last and value.dim() == 4:
+                value = value.contiguous(memory_format=torch.channels_last)
+        out[key] = value
+    return out

@@ -1,0 +1,98 @@
+"""Data-parallel training over several processes, launched by torchrun.
+
+``i2i train --devices N ...`` runs the same command under ``torchrun --standalone
+--nproc-per-node N``; for several machines, run ``torchrun --nnodes ... -m i2i train ...`` on each
+(with a run folder they share). Each process trains its slice of every global batch
+(``train.batch_size`` is the global batch) and the gradients are averaged across processes before
+each optimizer step, so N processes take the steps one process would take with the whole batch.
+Process 0 writes the run folder.
+
+Why averaging in the optimizer step rather than ``DistributedDataParallel``: a GAN step
+backpropagates through the discriminator twice, with its parameters frozen in between (the
+generator's update), which DDP's gradient reducer does not expect unless every call site unwraps
+the model. An optimizer step pre-hook keeps the models free of wrappers and the checkpoints free of
+``module.`` prefixes; the price is that communication does not overlap the backward pass. Batch
+norm statistics stay per process (instance norm, the default, is per image anyway).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from i2i.config import ConfigError
+from i2i.train.accel import pick_device
+
+
+@dataclass(frozen=True)
+class Processes:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(device_name: str) -> tuple[Processes, torch.device]:
+    """This process's place (from torchrun's environment) and device; joins the process group."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = pick_device(device_name)
+    if world == 1:
+        return Processes(), device
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Processes(rank, world), device
+
+
+def check_batch(batch_size: int, procs: Processes) -> None:
+    if batch_size % procs.world:
+        raise ConfigError(
+            f"train.batch_size {batch_size} is the global batch and must divide evenly among "
+            f"{procs.world} processes; use a multiple of {procs.world}"
+        )
+
+
+def share_start(model: nn.Module, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+    """Start every process from process 0's weights, and average gradients before each step."""
+    for tensor in model.state_dict().values():
+        dist.broadcast(tensor, src=0)
+    for optimizer in optimizers.values():
+        optimizer.register_step_pre_hook(_average_gradients)
+
+
+def _average_gradients(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])  # one all-reduce instead of one per tensor
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def average_losses(losses: dict[str, torch.Tensor], procs: Processes) -> dict[str, torch.Tensor]:
+    """The whole global batch's losses (each process computed its slice's)."""
+    if procs.world == 1:
+        return losses
+    stacked = torch.stack([v.float() for v in losses.values()])
+    dist.all_reduce(stacked)
+    return dict(zip(losses, stacked / procs.world, strict=True))
+
+
+def finish(procs: Processes) -> None:
+    if procs.world > 1 and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
