@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 from common import machine, table, write_json
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 from i2i.config import DataConfig
 from i2i.data.paired import EpochBatchSampler, PairedDataset
@@ -25,12 +25,10 @@ from i2i.data.paired import EpochBatchSampler, PairedDataset
 
 def epoch_rates(cfg: DataConfig, limit: int, epochs: int = 2) -> list[float]:
     dataset = PairedDataset(cfg, "train", train=True)
-    data = Subset(dataset, range(min(limit, len(dataset))))
-    n = len(data)
-    sampler = EpochBatchSampler(n, 1, 0, 0, n * epochs)
+    n = min(limit, len(dataset))  # the sampler draws from the first n pairs
     loader = DataLoader(
-        data,  # type: ignore[arg-type]
-        batch_sampler=sampler,
+        dataset,
+        batch_sampler=EpochBatchSampler(n, 1, 0, 0, n * epochs),
         num_workers=cfg.num_workers,
         persistent_workers=cfg.num_workers > 0,
         collate_fn=lambda items: torch.stack([i["A"] for i in items]),

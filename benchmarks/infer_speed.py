@@ -44,7 +44,7 @@ def forward_rate(ckpt: str, backend: str, size: int, device_name: str) -> dict[s
     start = time.perf_counter()
     translator.translate_tensor(x)  # first call: compilation, allocator, autotuning
     first = time.perf_counter() - start
-    repeat = 10 if size <= 256 or device.type == "cuda" else 3
+    repeat = 10 if size <= 256 or device.type == "cuda" else 2
     s = seconds(lambda: translator.translate_tensor(x), device, repeat)
     return {"img/s": 1 / s, "first call s": first, "peak MiB": peak_memory_mib(device)}
 
