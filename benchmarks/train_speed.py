@@ -56,11 +56,16 @@ def build(factory: Any, device: torch.device, train: TrainConfig) -> Any:
     return model
 
 
-def reference_style(model: torch.nn.Module, train: TrainConfig) -> dict[str, Any]:
-    """Per-tensor Adam loops and stock transposed convolutions, on ``model``'s networks."""
+def stock_convolutions(model: torch.nn.Module, stock: bool) -> None:
+    """Switch ``model``'s transposed convolutions to the stock kernels, or back to i2i's."""
     for module in model.modules():
         if isinstance(module, ConvTranspose2d):
-            module.matmul_max_pixels = 0
+            module.matmul_max_pixels = 0 if stock else 64
+
+
+def reference_style(model: torch.nn.Module, train: TrainConfig) -> dict[str, Any]:
+    """Per-tensor Adam loops and stock transposed convolutions, on ``model``'s networks."""
+    stock_convolutions(model, True)
     return {
         name: torch.optim.Adam(
             opt.param_groups[0]["params"], lr=train.lr, betas=(0.5, 0.999), foreach=False
@@ -110,9 +115,7 @@ def measure(name: str, bs: int, device_name: str, rounds: int) -> dict[str, Any]
             step(o=ref_opt)  # warm-up of the stock kernels
         for _ in range(rounds):
             for kind in times:
-                for module in model.modules():  # stock convolutions for the reference steps
-                    if isinstance(module, ConvTranspose2d):
-                        module.matmul_max_pixels = 0 if kind == "reference-style" else 64
+                stock_convolutions(model, kind == "reference-style")
                 start = time.perf_counter()
                 step(o=ref_opt if kind == "reference-style" else opt)
                 sync(device)

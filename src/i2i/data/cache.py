@@ -29,10 +29,6 @@ class PreparedCache:
             self.filled[index] = True
         return self.images[index]
 
-    @property
-    def nbytes(self) -> int:
-        return self.images.numel()
-
 
 def prepared_cache(
     enabled: bool, n: int, channels: int, size: int | None, workers: int

@@ -294,6 +294,12 @@ def open_split(cfg: DataConfig, split: str, train: bool) -> PairedDataset | None
     return PairedDataset(cfg, split, train) if locate(cfg.root, split, cfg.layout) else None
 
 
+def steps_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
+    """Batches in an epoch of ``n`` samples: the last one partial with one process, dropped with
+    several (so that all processes get equal slices)."""
+    return n // batch_size if world > 1 else -(-n // batch_size)
+
+
 class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
     """Batches of ``(index, augmentation_seed)`` for training steps ``start_step`` to
     ``total_steps``, epoch after epoch.
@@ -318,7 +324,7 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.start_step, self.total_steps = start_step, total_steps
         self.rank, self.world = rank, world
-        self.steps_per_epoch = n // batch_size if world > 1 else -(-n // batch_size)
+        self.steps_per_epoch = steps_per_epoch(n, batch_size, world)
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         step = self.start_step

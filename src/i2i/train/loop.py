@@ -23,7 +23,7 @@ from tqdm import tqdm
 from i2i import __version__
 from i2i.config import RunConfig, from_dict, to_dict
 from i2i.data.build import open_datasets
-from i2i.data.paired import EpochBatchSampler
+from i2i.data.paired import EpochBatchSampler, steps_per_epoch
 from i2i.metrics.names import better
 from i2i.models import DATA_KINDS, AnyModel, build_model
 from i2i.train import distributed
@@ -111,10 +111,9 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     accelerate(model, cfg.train)
     opt = model.make_optimizers(cfg.train)
     bs = cfg.train.batch_size
-    # several processes share whole global batches, so an epoch's last partial one is dropped
-    steps_per_epoch = len(train_set) // bs if procs.world > 1 else math.ceil(len(train_set) / bs)
+    epoch_steps = steps_per_epoch(len(train_set), bs, procs.world)
     total_epochs = cfg.train.epochs + cfg.train.epochs_decay
-    total_steps = steps_per_epoch * total_epochs
+    total_steps = epoch_steps * total_epochs
     if cfg.train.max_steps is not None:
         total_steps = min(total_steps, cfg.train.max_steps)
 
@@ -146,7 +145,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         cfg.model.kind,
         run_dir,
         len(train_set),
-        steps_per_epoch,
+        epoch_steps,
         total_steps,
         device,
         f", {procs.world} processes" if procs.world > 1 else "",
@@ -228,9 +227,9 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
             pin_memory=device.type == "cuda",
         )
         for batch in loader:
-            epoch = step // steps_per_epoch
+            epoch = step // epoch_steps
             lr = cfg.train.lr * lr_factor(
-                step, steps_per_epoch, cfg.train.epochs, cfg.train.epochs_decay
+                step, epoch_steps, cfg.train.epochs, cfg.train.epochs_decay
             )
             for optimizer in opt.values():
                 for group in optimizer.param_groups:
