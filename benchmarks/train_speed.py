@@ -8,7 +8,7 @@ in the same run (a 2048 matmul; a conv forward and forward+backward are shown to
 memory (process RSS on the CPU, CUDA max allocated on a GPU). Each configuration runs in its own
 process, so its peak memory is its own.
 
-CPU: "reference-style" steps (a per-tensor Adam loop and stock transposed convolutions, as the
+CPU: "reference-style" steps (a per-tensor Adam loop and stock convolution kernels, as the
 reference implementation runs) alternate with i2i's steps on the same model, so machine noise
 hits both alike; "speedup" is their ratio. CUDA: i2i's fp32 steps, then bf16 + channels_last,
 then those plus torch.compile.
@@ -20,10 +20,15 @@ import argparse
 import multiprocessing
 import statistics
 import time
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import torch
 from common import machine, machine_peak, peak_memory_mib, sync, table, write_json
+from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from i2i.config import (
@@ -34,8 +39,9 @@ from i2i.config import (
     RunConfig,
     TrainConfig,
 )
+from i2i.data.paired import EpochBatchSampler, PairedDataset
 from i2i.models import build_model
-from i2i.nets.layers import ConvTranspose2d
+from i2i.nets.layers import Conv2d, ConvTranspose2d
 from i2i.train.accel import accelerate, autocast, configure_backends, pick_device, to_device
 
 # name: (model config factory, batch sizes on the CPU, batch sizes on CUDA, CPU rounds)
@@ -57,10 +63,13 @@ def build(factory: Any, device: torch.device, train: TrainConfig) -> Any:
 
 
 def stock_convolutions(model: torch.nn.Module, stock: bool) -> None:
-    """Switch ``model``'s transposed convolutions to the stock kernels, or back to i2i's."""
+    """Switch ``model``'s convolutions to the stock kernels, or back to i2i's (matmul for small
+    transposed convolutions, Winograd for wide 3x3 ones)."""
     for module in model.modules():
         if isinstance(module, ConvTranspose2d):
             module.matmul_max_pixels = 0 if stock else 64
+        elif isinstance(module, Conv2d):
+            module.winograd_min_channels = 0 if stock else 128
 
 
 def reference_style(model: torch.nn.Module, train: TrainConfig) -> dict[str, Any]:
@@ -97,8 +106,11 @@ def measure(name: str, bs: int, device_name: str, rounds: int) -> dict[str, Any]
                 m.training_step(d, o)
 
         if "GFLOP/step" not in row:
+            # the model's FLOPs, as direct convolutions: Winograd does fewer multiplications
+            stock_convolutions(model, True)
             with FlopCounterMode(display=False) as counter:
                 step()
+            stock_convolutions(model, False)
             row["GFLOP/step"] = counter.get_total_flops() / 1e9
         compile_start = time.perf_counter()
         step()
@@ -126,11 +138,61 @@ def measure(name: str, bs: int, device_name: str, rounds: int) -> dict[str, Any]
     return row
 
 
+def measure_with_data(data: str, rounds: int, block: int = 10) -> dict[str, Any]:
+    """pix2pix at batch 1 fed from the maps training split: whole training iterations, loader
+    included. Reference-style: 4 worker processes decode and resize every image every epoch, as
+    the reference's default loader does, feeding the reference-style step. i2i: the image cache
+    (warm) read in the training process, feeding i2i's step. Blocks of ``block`` iterations
+    alternate; a block is longer than the workers' prefetch, so the reference pays its decoding
+    while it steps, as it does in a real run (its workers stay ahead of the CPU step)."""
+    device = torch.device("cpu")
+    train = TrainConfig()
+    model = build(Pix2PixConfig, device, train)
+    opt = model.make_optimizers(train)
+    ref_opt = reference_style(model, train)
+    batches: dict[str, Iterator[dict[str, Any]]] = {}
+    # 4 workers on fewer cores is the reference's default, kept on purpose
+    warnings.filterwarnings("ignore", message="This DataLoader will create")
+    n = 64  # pairs per epoch: i2i's cache warms in one epoch
+    for kind, cache, workers in (("reference-style", False, 4), ("i2i", True, 0)):
+        dataset = PairedDataset(DataConfig(root=data, cache=cache), "train", train=True)
+        loader = DataLoader(
+            dataset,
+            batch_sampler=EpochBatchSampler(min(n, len(dataset)), 1, 0, 0, 1_000_000),
+            num_workers=workers,
+            persistent_workers=workers > 0,
+        )
+        batches[kind] = iter(loader)
+    for _ in range(n):
+        next(batches["i2i"])  # the first epoch fills the cache
+    stock_convolutions(model, True)
+    with FlopCounterMode(display=False) as counter:
+        batch = next(batches["i2i"])
+        model.training_step({"A": batch["A"], "B": batch["B"]}, opt)
+    gflop = counter.get_total_flops() / 1e9
+    times: dict[str, list[float]] = {kind: [] for kind in batches}
+    for _ in range(rounds):
+        for kind, source in batches.items():
+            stock_convolutions(model, kind == "reference-style")
+            optimizers = ref_opt if kind == "reference-style" else opt
+            start = time.perf_counter()
+            for _ in range(block):
+                batch = next(source)
+                model.training_step({"A": batch["A"], "B": batch["B"]}, optimizers)
+            times[kind].append((time.perf_counter() - start) / block)
+    row: dict[str, Any] = {"config": "pix2pix, maps loader included", "batch": 1,
+                           "GFLOP/step": gflop}  # fmt: skip
+    return row | {f"{kind} s/step": statistics.median(v) for kind, v in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--only", default=None, help="substring of the configurations to run")
     parser.add_argument("--rounds", type=int, default=None, help="timed steps per variant")
+    parser.add_argument("--data", default="../shared/data/maps",
+                        help="paired data for the loader-included pix2pix row (CPU; skipped "
+                             "when absent)")  # fmt: skip
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     device = pick_device(args.device)
@@ -144,9 +206,16 @@ def main() -> None:
             continue
         batches = cuda_batches if device.type == "cuda" else cpu_batches
         rounds = args.rounds or (20 if device.type == "cuda" else cpu_rounds)
-        for bs in batches:
-            with context.Pool(1) as pool:
-                row = pool.apply(measure, (name, bs, args.device, rounds))
+        jobs: list[tuple[Any, tuple[Any, ...]]] = [
+            (measure, (name, bs, args.device, rounds)) for bs in batches
+        ]
+        if name.startswith("pix2pix") and device.type == "cpu" and Path(args.data).is_dir():
+            jobs.append((measure_with_data, (args.data, args.rounds or 3)))
+        for job, job_args in jobs:
+            # one process per job, not daemonic: the loader row starts worker processes
+            with ProcessPoolExecutor(1, mp_context=context) as pool:
+                row = pool.submit(job, *job_args).result()
+            bs = row["batch"]
             for key in [k for k in row if k.endswith(" s/step")]:
                 kind = key.removesuffix(" s/step")
                 row[f"{kind} img/s"] = bs / row[key]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,15 @@ from i2i.config import (
     TrainConfig,
 )
 from i2i.data.synth import write_synthetic
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Tests keep i2i's cache (ONNX exports, downloads) out of the user's home."""
+    with pytest.MonkeyPatch.context() as patch:
+        cache = tmp_path_factory.mktemp("i2i-cache")
+        patch.setenv("I2I_CACHE", str(cache))
+        yield cache
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import uvicorn
 from PIL import Image
 
 from i2i.serve.app import ServeConfig, create_app, load_models
-from i2i.train import train
+from i2i.train.loop import train
 
 from .conftest import tiny_config
 from .test_serve import free_port

@@ -16,7 +16,7 @@ from i2i.data.images import DataError
 from i2i.data.unconditional import ImageDataset, read_idx
 from i2i.infer.sample import load_generator
 from i2i.models import DCGAN
-from i2i.train import train
+from i2i.train.loop import train
 
 from .conftest import tiny_train
 

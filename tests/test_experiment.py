@@ -69,7 +69,7 @@ def test_an_interrupted_cell_resumes_from_its_checkpoint(synth_dir, tmp_path):
     exp = load_experiment(grid, str(out), {"data.root": str(synth_dir)})
     (cell,) = exp.cells
     cell.config.train.max_steps = 3  # an interrupted sweep: the cell stopped at step 3
-    from i2i.train import train
+    from i2i.train.loop import train
 
     train(cell.config, progress=False)
     args = ["experiment", str(grid), "--out", str(out), "--data", str(synth_dir), "--no-progress"]

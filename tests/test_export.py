@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 import i2i
@@ -16,7 +18,8 @@ from i2i.config import GeneratorConfig
 from i2i.infer.tiles import ramp, tile_starts, translate_tiled
 from i2i.infer.translator import Translator
 from i2i.nets import build_generator
-from i2i.train import train
+from i2i.train.checkpoint import resolve_checkpoint
+from i2i.train.loop import train
 
 from .conftest import tiny_config
 
@@ -142,3 +145,23 @@ def test_npy_mosaics_are_memory_mapped_in_and_out(run: Path, tmp_path: Path):
     from_npy = np.load(tmp_path / "o" / "mosaic.npy", mmap_mode="r")
     from_png = np.asarray(Image.open(tmp_path / "o" / "mosaic.png"))
     assert from_npy.shape == (160, 224, 3) and np.array_equal(from_npy, from_png)
+
+
+def test_onnx_exports_are_cached_per_checkpoint_contents(run: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("I2I_CACHE", str(tmp_path / "cache"))
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8))
+    first = i2i.load(run, backend="onnxruntime")
+    (made,) = (tmp_path / "cache" / "onnx").glob("*.onnx")  # the first load exported and saved
+    stamp = made.stat().st_mtime_ns
+    again = i2i.load(run, backend="onnxruntime")  # the second reads it
+    assert made.stat().st_mtime_ns == stamp and len(list(made.parent.iterdir())) == 1
+    assert np.array_equal(np.asarray(first(image)), np.asarray(again(image)))
+    # other weights under the same path make another export, with their own results
+    copy = tmp_path / "ckpt"
+    shutil.copytree(resolve_checkpoint(run), copy)
+    weights = load_file(copy / "model.safetensors")
+    save_file({k: v * 0.5 if k.endswith("weight") else v for k, v in weights.items()},
+              copy / "model.safetensors")  # fmt: skip
+    changed = i2i.load(copy, backend="onnxruntime")
+    assert len(list(made.parent.glob("*.onnx"))) == 2
+    assert not np.array_equal(np.asarray(first(image)), np.asarray(changed(image)))

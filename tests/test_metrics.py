@@ -21,7 +21,7 @@ from i2i.metrics.evaluate import EvalConfig, evaluate_checkpoint, evaluate_folde
 from i2i.metrics.features import Features
 from i2i.metrics.paired import l1, pixel_accuracy, psnr, rmse, ssim
 from i2i.metrics.scorer import Scorer
-from i2i.train import train
+from i2i.train.loop import train
 
 from .conftest import tiny_config
 

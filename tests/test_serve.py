@@ -20,7 +20,7 @@ from PIL import Image
 import i2i
 from i2i.config import CycleGANConfig, DataConfig, DiscriminatorConfig, GeneratorConfig, RunConfig
 from i2i.serve.app import ServeConfig, create_app, load_models
-from i2i.train import train
+from i2i.train.loop import train
 
 from .conftest import tiny_config, tiny_train
 

@@ -1,5 +1,6 @@
 """The speed-ups change nothing that is learned: the image cache, channels_last, the matmul path
-of small transposed convolutions, and data-parallel training over two processes."""
+of small transposed convolutions, Winograd 3x3 convolutions, and data-parallel training over two
+processes."""
 
 from __future__ import annotations
 
@@ -11,11 +12,15 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from i2i.config import CycleGANConfig, GeneratorConfig, TrainConfig
 from i2i.data.paired import PairedDataset
-from i2i.nets.layers import ConvTranspose2d
-from i2i.train import train
+from i2i.models import CycleGAN
+from i2i.nets import layers
+from i2i.nets.layers import Conv2d, ConvTranspose2d, WinogradConv3x3
+from i2i.train.loop import train
 from i2i.train.monitor import read_metrics
 
 from .conftest import tiny_config
@@ -63,21 +68,73 @@ def test_speed_settings_keep_the_losses(synth_dir, tmp_path, change):
     )
 
 
+def assert_same_layer(layer: torch.nn.Module, stock: torch.nn.Module, x: torch.Tensor) -> None:
+    """``layer`` (i2i's kernel) and ``stock`` (PyTorch's, same weights) agree on ``x``: outputs
+    and the gradients of input, weight and bias, to 5e-5 of each tensor's largest value (the
+    rounding of sums in another order scales with the terms, not with each result)."""
+    stock.load_state_dict(layer.state_dict())
+    y, y_ref = layer(x), stock(x)
+    g = torch.randn_like(y_ref)
+    grads = torch.autograd.grad(y, [x, layer.weight, layer.bias], g)
+    grads_ref = torch.autograd.grad(y_ref, [x, stock.weight, stock.bias], g)
+    for got, want in zip([y, *grads], [y_ref, *grads_ref], strict=True):
+        torch.testing.assert_close(got, want, atol=5e-5 * want.abs().max().item(), rtol=0)
+
+
 @pytest.mark.parametrize("size", [1, 2, 5, 8])
 def test_small_transposed_convolutions_match_the_stock_ones(size):
     torch.manual_seed(0)
     layer = ConvTranspose2d(16, 8, 4, 2, 1)
-    stock = torch.nn.ConvTranspose2d(16, 8, 4, 2, 1)
-    stock.load_state_dict(layer.state_dict())
     x = torch.randn(2, 16, size, size, requires_grad=True)
-    y, y_ref = layer(x), stock(x)
-    assert y.shape == y_ref.shape == (2, 8, 2 * size, 2 * size)
-    torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
-    g = torch.randn_like(y)
-    grads = torch.autograd.grad(y, [x, layer.weight, layer.bias], g)
-    grads_ref = torch.autograd.grad(y_ref, [x, stock.weight, stock.bias], g)
-    for got, want in zip(grads, grads_ref, strict=True):
-        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    assert layer(x).shape == (2, 8, 2 * size, 2 * size)
+    assert_same_layer(layer, torch.nn.ConvTranspose2d(16, 8, 4, 2, 1), x)
+
+
+@pytest.mark.parametrize("size", [(3, 3), (7, 6), (13, 10)])
+def test_winograd_backward_matches_finite_differences(size):
+    """Output sides 1 to 11, most not a multiple of the 4x4 tile: the edge tiles are cropped."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, *size, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(WinogradConv3x3.apply(x, w), F.conv2d(x, w))
+    assert torch.autograd.gradcheck(WinogradConv3x3.apply, (x, w))
+
+
+def test_wide_3x3_convolutions_match_the_stock_ones():
+    torch.manual_seed(0)
+    layer = Conv2d(128, 128, 3)
+    x = torch.randn(2, 128, 11, 9, requires_grad=True)
+    assert "WinogradConv3x3Backward" in str(layer(x).grad_fn.next_functions)  # the fast path
+    assert_same_layer(layer, torch.nn.Conv2d(128, 128, 3), x)
+
+
+def test_winograd_cyclegan_keeps_the_losses(monkeypatch):
+    """A CycleGAN with 128-channel residual blocks (the Winograd path) trains as with the
+    direct convolution: the same losses over 2 steps. Not more: the blocks' conv biases feed an
+    instance norm, so their gradients are rounding noise that Adam scales to lr-sized steps, and
+    any change of rounding moves the losses by about 1e-3 from the third step on."""
+    calls = 0
+    winograd = WinogradConv3x3.apply
+
+    def counted(x, w):
+        nonlocal calls
+        calls += 1
+        return winograd(x, w)
+
+    def run() -> list[dict[str, float]]:
+        torch.manual_seed(0)
+        cfg = CycleGANConfig(generator=GeneratorConfig(kind="resnet_6blocks", ngf=32, depth=1))
+        cfg.discriminator.ndf, cfg.discriminator.n_layers = 8, 2
+        model = CycleGAN(cfg)
+        opt = model.make_optimizers(TrainConfig())
+        batch = {k: torch.rand(1, 3, 24, 24) * 2 - 1 for k in "AB"}
+        return [{k: v.item() for k, v in model.training_step(batch, opt).items()} for _ in range(2)]
+
+    monkeypatch.setattr(layers.WinogradConv3x3, "apply", counted)
+    fast = run()
+    assert calls > 0
+    monkeypatch.setattr(layers.WinogradConv3x3, "apply", lambda x, w: F.conv2d(x, w))
+    assert_same_losses(fast, run(), tol=1e-4)
 
 
 def test_two_processes_train_like_one_with_the_whole_batch(synth_dir, tmp_path):

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import i2i
 from i2i.cli import app
-from i2i.train import train
+from i2i.train.loop import train
 from i2i.train.storage import fetch_checkpoint
 
 from .conftest import tiny_config

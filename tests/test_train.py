@@ -15,9 +15,8 @@ from i2i.data.paired import PairedDataset
 from i2i.infer import Translator
 from i2i.metrics.evaluate import evaluate_translator
 from i2i.models import Pix2Pix
-from i2i.train import TrainingDiverged, load_run_config, train
 from i2i.train.checkpoint import LATEST, load_weights, resolve_checkpoint, save_checkpoint
-from i2i.train.loop import lr_factor
+from i2i.train.loop import TrainingDiverged, load_run_config, lr_factor, train
 from i2i.train.monitor import read_metrics
 
 from .conftest import tiny_config

@@ -27,7 +27,7 @@ from i2i.infer import translate_files
 from i2i.losses import patch_nce_loss
 from i2i.models import CUT, CycleGAN
 from i2i.models.pool import ImagePool
-from i2i.train import train
+from i2i.train.loop import train
 from i2i.train.monitor import read_metrics
 
 from .conftest import tiny_train

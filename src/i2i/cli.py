@@ -34,21 +34,19 @@ def user_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from i2i.data.images import BadImageError, DataError
-        from i2i.train.checkpoint import CheckpointError
-        from i2i.train.loop import TrainingDiverged
-
         try:
             return fn(*args, **kwargs)
-        except (
-            ConfigError,
-            DataError,
-            BadImageError,
-            CheckpointError,
-            TrainingDiverged,
-            FileExistsError,
-            FileNotFoundError,
-        ) as exc:
+        except Exception as exc:
+            # imported here, not before the command runs: the training loop's module brings
+            # torchvision, whose import alone takes seconds that translating does not need
+            from i2i.data.images import BadImageError, DataError
+            from i2i.train.checkpoint import CheckpointError
+            from i2i.train.loop import TrainingDiverged
+
+            user_error = (ConfigError, DataError, BadImageError, CheckpointError,
+                          TrainingDiverged, FileExistsError, FileNotFoundError)  # fmt: skip
+            if not isinstance(exc, user_error):
+                raise
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from None
 
@@ -213,8 +211,8 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Train a model: pix2pix on paired data, CycleGAN or CUT on unpaired data, DCGAN on images."""
-    from i2i.train import load_run_config
-    from i2i.train import train as run_training
+    from i2i.train.loop import load_run_config
+    from i2i.train.loop import train as run_training
 
     if devices is not None and devices > 1:
         relaunch_under_torchrun(devices)

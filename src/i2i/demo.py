@@ -58,7 +58,7 @@ def run_demo(out: Path, data: Path, steps: int) -> None:
     from i2i.infer import Translator, translate_files
     from i2i.metrics.evaluate import evaluate_translator
     from i2i.models import Pix2Pix
-    from i2i.train import train
+    from i2i.train.loop import train
 
     if not (data / "train").is_dir():
         typer.echo(f"writing the synthetic dataset to {data} ...")

@@ -108,8 +108,8 @@ def safe_name(text: str) -> str:
 def run_experiment(exp: Experiment, progress: bool = True) -> Path:
     """Train and evaluate each unfinished cell, then write the results; returns results.md."""
     from i2i.metrics.evaluate import evaluate_checkpoint
-    from i2i.train import train
     from i2i.train.checkpoint import LATEST
+    from i2i.train.loop import train
 
     exp.out.mkdir(parents=True, exist_ok=True)
     for i, cell in enumerate(exp.cells, 1):

@@ -1,14 +1,8 @@
-"""Data: reading images and paired datasets, preprocessing, synthetic data, preparation."""
+"""Data: reading images (:mod:`.images`), datasets (:mod:`.paired`, :mod:`.unpaired`,
+:mod:`.unconditional`), preprocessing (:mod:`.transforms`), the image cache, synthetic data and
+preparation. Only the image readers are imported here: translating needs them, and the datasets
+bring torchvision, whose import takes seconds."""
 
 from i2i.data.images import BadImageError, DataError, read_image
-from i2i.data.paired import EpochBatchSampler, PairedDataset, locate, open_split
 
-__all__ = [
-    "BadImageError",
-    "DataError",
-    "EpochBatchSampler",
-    "PairedDataset",
-    "locate",
-    "open_split",
-    "read_image",
-]
+__all__ = ["BadImageError", "DataError", "read_image"]

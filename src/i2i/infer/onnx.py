@@ -5,16 +5,22 @@ mode: dropout off, batch norm on its running statistics). The graph is the netwo
 ``Translator`` pads inputs to the generator's multiple, for both backends. What a user needs to
 run the file without i2i is stored in its metadata: size_multiple, channels, normalization.
 
+``cached_export`` keeps each export in the cache (``$I2I_CACHE/onnx``), so the few seconds an
+export takes are paid once per checkpoint rather than at every ``Translator.load``.
+
 We use PyTorch's TorchScript-based exporter: it handles these plain conv nets with dynamic shapes
 and needs no extra packages (the torch.export-based one needs onnxscript).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
+import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,7 @@ import torch
 
 from i2i.config import ConfigError
 from i2i.nets import Generator
+from i2i.train.storage import cache_root
 
 OPSET = 17
 
@@ -60,6 +67,28 @@ def export_bytes(net: Generator, in_channels: int, metadata: dict[str, Any]) -> 
         entry = model.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)
     return model.SerializeToString()
+
+
+def cached_export(weights: Path, key: dict[str, Any], export: Callable[[], bytes]) -> Path | bytes:
+    """``export()``, or the file an earlier call saved for the same ``weights`` file contents and
+    ``key`` (which net, metadata, versions). A cache that cannot be written costs only the
+    saving: the export is returned all the same."""
+    digest = hashlib.sha256(json.dumps({**key, "opset": OPSET, "torch": torch.__version__},
+                                       sort_keys=True).encode())  # fmt: skip
+    with open(weights, "rb") as f:
+        digest.update(hashlib.file_digest(f, "sha256").digest())
+    path = cache_root() / "onnx" / f"{digest.hexdigest()[:32]}.onnx"
+    if path.is_file():
+        return path
+    model = export()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        partial.write_bytes(model)
+        partial.replace(path)  # atomic: a concurrent load sees the whole file or none
+    except OSError:
+        pass
+    return model
 
 
 class OnnxGenerator:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from i2i import __version__
 from i2i.config import GeneratorConfig, from_dict
 from i2i.data.images import (
     BadImageError,
@@ -30,7 +31,7 @@ from i2i.data.images import (
     pil_to_array,
     uint_array_to_float,
 )
-from i2i.infer.onnx import OnnxGenerator, export_bytes
+from i2i.infer.onnx import OnnxGenerator, cached_export, export_bytes
 from i2i.infer.tiles import translate_tiled
 from i2i.infer.writers import ImageWriter
 from i2i.nets import Generator, build_generator
@@ -118,17 +119,26 @@ class Translator:
             )
         net_name = nets[direction]
         spec = desc["nets"][net_name]
-        net = build_generator(
-            from_dict(GeneratorConfig, spec["config"], f"{net_name}.config"),
-            spec["in_channels"],
-            spec["out_channels"],
-        )
-        net.load_state_dict(load_weights(ckpt, net_name))
         desc = {**desc, "direction": direction}
+
+        def generator() -> Generator:
+            net = build_generator(
+                from_dict(GeneratorConfig, spec["config"], f"{net_name}.config"),
+                spec["in_channels"],
+                spec["out_channels"],
+            )
+            net.load_state_dict(load_weights(ckpt, net_name))
+            return net
+
         if backend == "onnxruntime":
-            onnx_net = OnnxGenerator(export_bytes(net, spec["in_channels"], onnx_metadata(desc)))
-            return cls(onnx_net, "cpu", spec["in_channels"], desc)
-        return cls(net, pick_device(device), spec["in_channels"], desc)
+            meta = onnx_metadata(desc)
+            model = cached_export(
+                ckpt / "model.safetensors",
+                {"net": net_name, "metadata": meta, "i2i": __version__},
+                lambda: export_bytes(generator(), spec["in_channels"], meta),
+            )
+            return cls(OnnxGenerator(model), "cpu", spec["in_channels"], desc)
+        return cls(generator(), pick_device(device), spec["in_channels"], desc)
 
     def translate_tiled(
         self, image: Image.Image | np.ndarray, tile: int = 512, overlap: int = 64

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from i2i.config import Norm
-from i2i.nets.layers import conv_bias, norm_layer
+from i2i.nets.layers import Conv2d, conv_bias, norm_layer
 
 
 class ResidualBlock(nn.Module):
@@ -16,13 +16,13 @@ class ResidualBlock(nn.Module):
         make_norm, bias = norm_layer(norm), conv_bias(norm)
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(1),
-            nn.Conv2d(channels, channels, 3, bias=bias),
+            Conv2d(channels, channels, 3, bias=bias),
             make_norm(channels),
             nn.ReLU(True),
         ]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias)]
+        layers += [nn.ReflectionPad2d(1), Conv2d(channels, channels, 3, bias=bias)]
         layers.append(make_norm(channels))
         self.body = nn.Sequential(*layers)
 

@@ -1,5 +1,3 @@
-"""Training: the loop, checkpoints, and what a run writes while it learns."""
-
-from i2i.train.loop import TrainingDiverged, TrainResult, load_run_config, train
-
-__all__ = ["TrainResult", "TrainingDiverged", "load_run_config", "train"]
+"""Training: the loop (:mod:`.loop`), checkpoints, storage, logging and what a run writes
+while it learns. Nothing is imported here, so that reading a checkpoint does not load the
+training loop and its data pipeline."""

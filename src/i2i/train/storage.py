@@ -28,10 +28,14 @@ def is_url(path: str | Path) -> bool:
     return "://" in str(path)
 
 
+def cache_root() -> Path:
+    """Where i2i keeps what it can rebuild: downloads, remote runs' local copies, ONNX exports."""
+    return Path(os.environ.get("I2I_CACHE", Path.home() / ".cache" / "i2i"))
+
+
 def cache_dir(kind: str, url: str) -> Path:
-    root = Path(os.environ.get("I2I_CACHE", Path.home() / ".cache" / "i2i"))
     digest = hashlib.sha1(url.rstrip("/").encode()).hexdigest()[:16]
-    return root / kind / digest
+    return cache_root() / kind / digest
 
 
 def _fs(url: str) -> tuple[Any, str]:
