@@ -13,6 +13,13 @@ from typing import Any
 
 import torch
 
+from i2i.nets.layers import (
+    MATMUL_MAX_PIXELS,
+    WINOGRAD_MIN_CHANNELS,
+    Conv2d,
+    ConvTranspose2d,
+)
+
 
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -49,6 +56,16 @@ def machine_peak(device: torch.device) -> dict[str, float]:
     fwd_bwd = seconds(lambda: conv(x).sum().backward(), device, reps)
     peak["conv_fwd_bwd_fp32"] = 3 * flops / fwd_bwd / 1e9
     return peak
+
+
+def stock_convolutions(model: torch.nn.Module, stock: bool) -> None:
+    """Switch ``model``'s convolutions to the stock kernels, or back to i2i's (matmul for small
+    transposed convolutions, Winograd for wide 3x3 ones)."""
+    for module in model.modules():
+        if isinstance(module, ConvTranspose2d):
+            module.matmul_max_pixels = 0 if stock else MATMUL_MAX_PIXELS
+        elif isinstance(module, Conv2d):
+            module.winograd_min_channels = 0 if stock else WINOGRAD_MIN_CHANNELS
 
 
 def peak_memory_mib(device: torch.device) -> float:

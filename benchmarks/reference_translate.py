@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import stock_convolutions
 from PIL import Image
 from torchvision import transforms
 
 from i2i.config import GeneratorConfig
 from i2i.nets import build_generator
-from i2i.nets.layers import ConvTranspose2d
 
 
 def tensor2im(x: torch.Tensor) -> np.ndarray:
@@ -32,9 +32,7 @@ def tensor2im(x: torch.Tensor) -> np.ndarray:
 def main(weights: str, inputs: str, out: str) -> None:
     net = build_generator(GeneratorConfig(kind="unet_256"), 3, 3)
     net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    for module in net.modules():
-        if isinstance(module, ConvTranspose2d):
-            module.matmul_max_pixels = 0  # the stock kernel
+    stock_convolutions(net, True)
     net.eval()
     transform = transforms.Compose([
         transforms.Resize([256, 256], transforms.InterpolationMode.BICUBIC),

@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from common import machine, machine_peak, peak_memory_mib, sync, table, write_json
+from common import (
+    machine,
+    machine_peak,
+    peak_memory_mib,
+    stock_convolutions,
+    sync,
+    table,
+    write_json,
+)
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -41,7 +49,6 @@ from i2i.config import (
 )
 from i2i.data.paired import EpochBatchSampler, PairedDataset
 from i2i.models import build_model
-from i2i.nets.layers import Conv2d, ConvTranspose2d
 from i2i.train.accel import accelerate, autocast, configure_backends, pick_device, to_device
 
 # name: (model config factory, batch sizes on the CPU, batch sizes on CUDA, CPU rounds)
@@ -60,16 +67,6 @@ def build(factory: Any, device: torch.device, train: TrainConfig) -> Any:
     model = build_model(cfg).to(device)
     accelerate(model, train)
     return model
-
-
-def stock_convolutions(model: torch.nn.Module, stock: bool) -> None:
-    """Switch ``model``'s convolutions to the stock kernels, or back to i2i's (matmul for small
-    transposed convolutions, Winograd for wide 3x3 ones)."""
-    for module in model.modules():
-        if isinstance(module, ConvTranspose2d):
-            module.matmul_max_pixels = 0 if stock else 64
-        elif isinstance(module, Conv2d):
-            module.winograd_min_channels = 0 if stock else 128
 
 
 def reference_style(model: torch.nn.Module, train: TrainConfig) -> dict[str, Any]:

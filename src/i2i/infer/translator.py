@@ -94,9 +94,9 @@ class Translator:
         """Load the network that translates ``direction`` (default: the training direction).
         ``backend="onnxruntime"`` exports it to ONNX (once per checkpoint: the export is cached,
         see ``cached_export``) and runs that on the CPU; a ``.onnx`` file made by ``i2i export``
-        loads with that backend directly. ``"auto"`` picks
-        the fastest available: PyTorch on CUDA, else ONNX Runtime when installed (the ``serve``
-        extra; 1.2-1.4x PyTorch's images/s on a 2-core CPU, ``benchmarks/infer_speed.py``)."""
+        loads with that backend directly. ``"auto"`` picks the fastest available: PyTorch on
+        CUDA, else ONNX Runtime when installed (the ``serve`` extra; 1.2-1.4x PyTorch's
+        images/s on a 2-core CPU, ``benchmarks/infer_speed.py``)."""
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if backend == "auto":

@@ -33,6 +33,11 @@ def conv_bias(kind: Norm) -> bool:
     return kind != "batch"
 
 
+# Defaults of the CPU kernels below (a benchmark switches them off and back)
+MATMUL_MAX_PIXELS = 64
+WINOGRAD_MIN_CHANNELS = 128
+
+
 class ConvTranspose2d(nn.ConvTranspose2d):
     """``nn.ConvTranspose2d`` (same parameters, same results) that computes small CPU feature
     maps as one matrix product plus ``fold`` (col2im).
@@ -45,7 +50,9 @@ class ConvTranspose2d(nn.ConvTranspose2d):
     about 1e-6).
     """
 
-    def __init__(self, *args: object, matmul_max_pixels: int = 64, **kwargs: object) -> None:
+    def __init__(
+        self, *args: object, matmul_max_pixels: int = MATMUL_MAX_PIXELS, **kwargs: object
+    ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.matmul_max_pixels = matmul_max_pixels  # 0 always takes the stock path
 
@@ -192,7 +199,7 @@ class Conv2d(nn.Conv2d):
     def __init__(
         self,
         *args: object,
-        winograd_min_channels: int = 128,
+        winograd_min_channels: int = WINOGRAD_MIN_CHANNELS,
         winograd_max_pixels: int = 100 * 100,
         **kwargs: object,
     ) -> None:
