@@ -116,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     device = pick_device(args.device)
     backends = ["torch eager", "torch.compile"]
-    if device.type == "cpu" and fastest_backend(device) == "onnxruntime":
+    if device.type == "cpu" and fastest_backend("cpu") == "onnxruntime":
         backends.append("onnxruntime")
     context = multiprocessing.get_context("spawn")
     result: dict[str, Any] = {"machine": machine(device), "forward": [], "folder": []}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +17,9 @@ from typer.testing import CliRunner
 import i2i
 from i2i.cli import app
 from i2i.config import GeneratorConfig
+from i2i.infer import translator as translator_module
 from i2i.infer.tiles import ramp, tile_starts, translate_tiled
-from i2i.infer.translator import Translator
+from i2i.infer.translator import Translator, fastest_backend
 from i2i.nets import build_generator
 from i2i.train.checkpoint import resolve_checkpoint
 from i2i.train.loop import train
@@ -38,7 +41,8 @@ def test_onnx_export_matches_pytorch_on_dynamic_shapes(run: Path, tmp_path: Path
     torch_model = i2i.load(run, device="cpu")
     onnx_model = i2i.load(tmp_path / "g.onnx")
     assert onnx_model.backend == "onnxruntime" and onnx_model.size_multiple == 32
-    for shape in [(1, 3, 32, 32), (3, 3, 64, 96)]:  # other batch, height and width than export
+    # other batch, height and width than the export; padded by reflection; by replication
+    for shape in [(1, 3, 32, 32), (3, 3, 64, 96), (2, 3, 40, 50), (1, 3, 10, 45)]:
         x = torch.rand(shape) * 2 - 1
         expected = torch_model.translate_tensor(x)
         got = onnx_model.translate_tensor(x)
@@ -61,6 +65,33 @@ def test_onnxruntime_backend_from_a_checkpoint_and_in_translate(run: Path, tmp_p
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "out" / "in.png").size == (50, 40)
+
+
+def test_translating_with_a_cached_export_never_imports_torch(run: Path, tmp_path: Path):
+    """`import torch` costs 2-3 s of every `i2i translate`; a CPU run whose export is cached
+    needs only numpy and ONNX Runtime."""
+    i2i.load(run, backend="onnxruntime")  # exports into this session's private cache
+    Image.new("RGB", (40, 30), "red").save(tmp_path / "in.png")
+    args = ["translate", str(run), str(tmp_path / "in.png"), "--out", str(tmp_path / "out"),
+            "--device", "cpu", "--no-progress"]  # fmt: skip
+    script = (
+        "import sys\nfrom i2i.cli import app\n"
+        f"app({args!r}, standalone_mode=False)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')[:3])"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert Image.open(tmp_path / "out" / "in.png").size == (40, 30)
+
+
+def test_auto_backend_picks_onnxruntime_on_the_cpu_and_torch_on_cuda(monkeypatch):
+    monkeypatch.setattr(translator_module, "GPU_DEVICE_FILES", ())  # a machine without a GPU
+    assert fastest_backend("cpu") == fastest_backend("auto") == "onnxruntime"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(translator_module, "GPU_DEVICE_FILES", ("/",))  # a driver is there
+    assert fastest_backend("auto") == fastest_backend("cuda") == "torch"
+    assert fastest_backend("cpu") == "onnxruntime"
 
 
 def local_net() -> Translator:

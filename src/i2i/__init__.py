@@ -27,8 +27,8 @@ def load(
     backend: Literal["auto", "torch", "onnxruntime"] = "torch",
 ) -> Translator:
     """Load a trained model for translation; ``direction`` (AtoB/BtoA) picks one of a
-    CycleGAN's two generators; ``backend`` picks PyTorch or ONNX Runtime. Imports torch on
-    first use, not on ``import i2i``."""
+    CycleGAN's two generators; ``backend`` picks PyTorch or ONNX Runtime. Imports torch only
+    when the PyTorch backend (or an ONNX export not yet cached) needs it."""
     from i2i.infer.translator import Translator
 
     return Translator.load(path, device=device, direction=direction, backend=backend)

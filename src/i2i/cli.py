@@ -16,8 +16,6 @@ import yaml
 from i2i.config import ConfigError, RunConfig, from_dict, model_config, set_dotted, to_dict
 from i2i.metrics.names import METRICS
 
-BACKENDS = ("auto", "torch", "onnxruntime")  # as i2i.infer.translator's; importing it loads torch
-
 app = typer.Typer(
     help="Image-to-image translation with GANs: train, watch, translate.",
     no_args_is_help=True,
@@ -300,7 +298,7 @@ def translate(
     """Translate images of any size with a trained model or an exported .onnx file (into a
     folder or a .zip); --tile for images too large for one pass."""
     import i2i
-    from i2i.infer import translate_files
+    from i2i.infer.translator import BACKENDS, translate_files
 
     if input_half not in (None, "left", "right"):
         raise ConfigError(f"--input-half must be left or right, got {input_half!r}")
@@ -458,6 +456,7 @@ def serve(
     try:
         import uvicorn
 
+        from i2i.infer.translator import BACKENDS
         from i2i.serve.app import ServeConfig, create_app, load_models
     except ImportError as exc:
         hint = f"serving needs the serve extra: pip install 'i2i[serve]' ({exc})"

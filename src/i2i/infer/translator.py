@@ -3,19 +3,22 @@
 Inputs of any size work: the image is padded (reflection) up to the multiple the generator needs,
 translated, and cropped back. The network runs in eval mode, so dropout is off and the result is
 deterministic (batch norm, if used, applies its running statistics).
+
+torch is imported only where the PyTorch backend needs it: translating with an ONNX export (the
+default on the CPU, cached per checkpoint) runs on numpy and ONNX Runtime alone, so a
+``i2i translate`` command does not pay the 2-3 s of ``import torch``.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
@@ -34,8 +37,6 @@ from i2i.data.images import (
 from i2i.infer.onnx import OnnxGenerator, cached_export, export_bytes
 from i2i.infer.tiles import translate_tiled
 from i2i.infer.writers import ImageWriter
-from i2i.nets import Generator, build_generator
-from i2i.train.accel import pick_device
 from i2i.train.checkpoint import (
     CheckpointError,
     load_weights,
@@ -43,10 +44,18 @@ from i2i.train.checkpoint import (
     resolve_checkpoint,
 )
 
+if TYPE_CHECKING:
+    import torch
+
+    from i2i.nets import Generator
+
 Half = Literal["left", "right"]
 Backend = Literal["torch", "onnxruntime"]
 BACKENDS = ("auto", "torch", "onnxruntime")
 T = TypeVar("T")
+# device files of the kernel drivers through which torch can see a GPU on Linux: NVIDIA, ROCm
+# (which torch also calls "cuda") and WSL's GPU bridge
+GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
 
 
 def onnx_metadata(desc: dict[str, Any]) -> dict[str, Any]:
@@ -55,10 +64,33 @@ def onnx_metadata(desc: dict[str, Any]) -> dict[str, Any]:
     return {k: desc[k] for k in keys if k in desc}
 
 
-def fastest_backend(device: torch.device) -> Backend:
-    if device.type != "cpu" or importlib.util.find_spec("onnxruntime") is None:
+def fastest_backend(device: str) -> Backend:
+    """PyTorch on CUDA, else ONNX Runtime when installed. On a Linux machine without a GPU
+    driver this is decided without importing torch (2-3 s)."""
+    if importlib.util.find_spec("onnxruntime") is None:
         return "torch"
-    return "onnxruntime"
+    if device == "cpu":
+        return "onnxruntime"
+    if device == "auto" and sys.platform == "linux":
+        if not any(Path(f).exists() for f in GPU_DEVICE_FILES):
+            return "onnxruntime"
+    from i2i.train.accel import pick_device
+
+    return "torch" if pick_device(device).type != "cpu" else "onnxruntime"
+
+
+def is_tensor(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor, without importing torch: if it is not imported, no
+    tensor exists."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def padding(height: int, width: int, multiple: int) -> tuple[int, int, str]:
+    """Rows and columns to add (bottom, right) to reach ``multiple``, and how: reflection needs
+    the pad to be smaller than the side, so tiny images replicate their edge instead."""
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    return pad_h, pad_w, "reflect" if pad_h < height and pad_w < width else "replicate"
 
 
 class Translator:
@@ -76,9 +108,16 @@ class Translator:
         input_channels: int = 3,
         description: dict[str, Any] | None = None,
     ) -> None:
-        self.device = torch.device(device)
-        self.net = net.to(self.device).eval() if isinstance(net, torch.nn.Module) else net
-        self.backend: Backend = "torch" if isinstance(net, torch.nn.Module) else "onnxruntime"
+        self.net: Generator | OnnxGenerator
+        if isinstance(net, OnnxGenerator):
+            self.backend: Backend = "onnxruntime"
+            self.device: torch.device | str = "cpu"
+            self.net = net
+        else:
+            import torch
+
+            self.backend, self.device = "torch", torch.device(device)
+            self.net = net.to(self.device).eval()
         self.input_channels = input_channels
         self.size_multiple = net.size_multiple
         self.description = description or {}
@@ -100,7 +139,7 @@ class Translator:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if backend == "auto":
-            backend = fastest_backend(pick_device(device))
+            backend = fastest_backend(device)
         if str(path).endswith(".onnx"):
             onnx_net = OnnxGenerator(path)
             return cls(onnx_net, "cpu", onnx_net.in_channels, onnx_net.metadata)
@@ -123,6 +162,8 @@ class Translator:
         desc = {**desc, "direction": direction}
 
         def generator() -> Generator:
+            from i2i.nets import build_generator
+
             net = build_generator(
                 from_dict(GeneratorConfig, spec["config"], f"{net_name}.config"),
                 spec["in_channels"],
@@ -139,6 +180,8 @@ class Translator:
                 lambda: export_bytes(generator(), spec["in_channels"], meta),
             )
             return cls(OnnxGenerator(model), "cpu", spec["in_channels"], desc)
+        from i2i.train.accel import pick_device
+
         return cls(generator(), pick_device(device), spec["in_channels"], desc)
 
     def translate_tiled(
@@ -150,7 +193,7 @@ class Translator:
 
     def export_onnx(self, out: str | Path) -> Path:
         """Write this translator's network as ONNX (dynamic batch, height and width)."""
-        if not isinstance(self.net, torch.nn.Module):
+        if isinstance(self.net, OnnxGenerator):
             raise ValueError("this translator already runs an ONNX model")
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -159,18 +202,34 @@ class Translator:
         )
         return out
 
-    # -- tensors -------------------------------------------------------------------------------
-    @torch.inference_mode()
+    # -- tensors and arrays --------------------------------------------------------------------
     def translate_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """NxCxHxW in [-1, 1] -> NxC'xHxW in [-1, 1], any H and W."""
+        import torch
+        import torch.nn.functional as F
+
+        if isinstance(self.net, OnnxGenerator):
+            y = self.translate_batch(x.detach().float().cpu().numpy())
+            return torch.from_numpy(y).to(x.device)
         h, w = x.shape[-2:]
-        m = self.size_multiple
-        pad_h, pad_w = (-h) % m, (-w) % m
-        x = x.to(self.device, torch.float32)
+        pad_h, pad_w, mode = padding(h, w, self.size_multiple)
+        with torch.inference_mode():
+            x = x.to(self.device, torch.float32)
+            if pad_h or pad_w:
+                x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+            return self.net(x)[..., :h, :w]
+
+    def translate_batch(self, x: np.ndarray) -> np.ndarray:
+        """The same for a float32 numpy batch: NxCxHxW in [-1, 1] -> NxC'xHxW in [-1, 1]."""
+        if not isinstance(self.net, OnnxGenerator):
+            import torch
+
+            return self.translate_tensor(torch.from_numpy(x)).cpu().numpy()
+        h, w = x.shape[-2:]
+        pad_h, pad_w, mode = padding(h, w, self.size_multiple)
         if pad_h or pad_w:
-            # reflection needs the pad to be smaller than the side; tiny images replicate instead
-            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+            edges = ((0, 0), (0, 0), (0, pad_h), (0, pad_w))
+            x = np.pad(x, edges, mode="reflect" if mode == "reflect" else "edge")
         return self.net(x)[..., :h, :w]
 
     def translate_arrays(
@@ -184,11 +243,9 @@ class Translator:
         for indices in by_size.values():
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
-                x = torch.from_numpy(np.stack([arrays[i] for i in chunk])).permute(0, 3, 1, 2)
-                y = (self.translate_tensor(x * 2 - 1) + 1) / 2
-                for i, yi in zip(
-                    chunk, y.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy(), strict=True
-                ):
+                x = np.stack([arrays[i] for i in chunk]).transpose(0, 3, 1, 2) * 2 - 1
+                y = (self.translate_batch(x.astype(np.float32)) + 1) / 2
+                for i, yi in zip(chunk, np.clip(y, 0, 1).transpose(0, 2, 3, 1), strict=True):
                     out[i] = yi
         return [a for a in out if a is not None]
 
@@ -198,7 +255,7 @@ class Translator:
             arrays = [self._to_array(im) for im in image]
             results = self.translate_arrays(arrays, batch_size)
             return [self._from_array(r, im) for r, im in zip(results, image, strict=True)]
-        if isinstance(image, torch.Tensor) and image.ndim == 4:
+        if is_tensor(image) and image.ndim == 4:
             x = image.float() * 2 - 1
             return ((self.translate_tensor(x) + 1) / 2).clamp(0, 1).to(image.device)
         (result,) = self.translate_arrays([self._to_array(image)], batch_size)
@@ -212,7 +269,7 @@ class Translator:
                 arr = image[..., None] if image.ndim == 2 else image
                 return _match(arr.astype(np.float32), self.input_channels)
             return uint_array_to_float(image, "array", self.input_channels)
-        if isinstance(image, torch.Tensor) and image.ndim == 3:
+        if is_tensor(image) and image.ndim == 3:
             return _match(
                 image.detach().float().permute(1, 2, 0).cpu().numpy(), self.input_channels
             )
@@ -227,7 +284,9 @@ class Translator:
             return array_to_pil(result)
         if isinstance(like, np.ndarray):
             return (result * 255.0 + 0.5).astype(np.uint8)
-        return torch.from_numpy(result).permute(2, 0, 1)
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(result)).permute(2, 0, 1)
 
 
 def _match(arr: np.ndarray, channels: int) -> np.ndarray:

@@ -23,10 +23,14 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import load_file, save_file
+if TYPE_CHECKING:
+    import torch
+
+# torch and safetensors.torch are imported by the functions that handle tensors: finding and
+# describing a checkpoint must not cost `import torch` (2-3 s), which a translation run on ONNX
+# Runtime otherwise never pays.
 
 FORMAT = "i2i-checkpoint"
 VERSION = 1
@@ -53,6 +57,8 @@ def flatten_state(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> An
     Tensors move to ``tensors`` under their dotted path and leave ``{"$tensor": key}`` behind;
     dicts with non-string keys (optimizer states are keyed by int) keep their keys' types.
     """
+    import torch
+
     if isinstance(obj, torch.Tensor):
         tensors[prefix] = obj.detach().cpu().contiguous()
         return {"$tensor": prefix}
@@ -89,6 +95,8 @@ def save_checkpoint(
 
     ``keep`` prunes all but the newest ``keep`` step checkpoints afterwards.
     """
+    from safetensors.torch import save_file
+
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -181,6 +189,8 @@ def read_description(ckpt: Path) -> dict[str, Any]:
 
 def load_weights(ckpt: Path, prefix: str | None = None) -> dict[str, torch.Tensor]:
     """The tensors of ``model.safetensors``; with ``prefix`` ("G"), only that net's, unprefixed."""
+    from safetensors.torch import load_file
+
     tensors = load_file(str(ckpt / "model.safetensors"), device="cpu")
     if prefix is None:
         return tensors
@@ -189,6 +199,8 @@ def load_weights(ckpt: Path, prefix: str | None = None) -> dict[str, torch.Tenso
 
 
 def load_trainer_state(ckpt: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
     meta_file, tensor_file = ckpt / "trainer.json", ckpt / "trainer.safetensors"
     if not meta_file.is_file():
         raise CheckpointError(f"{ckpt}: holds no trainer state, so training cannot resume from it")
