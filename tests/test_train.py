@@ -125,16 +125,16 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypatch
     root = tmp_path / "checkpoints"
     good = save_checkpoint(root, "step_00000001", {"w": torch.ones(3)}, {"format": "x"})
 
-    import i2i.train.checkpoint as ckpt
+    import safetensors.torch  # save_checkpoint imports save_file from it when it runs
 
-    real_save = ckpt.save_file
+    real_save = safetensors.torch.save_file
 
     def crash_on_trainer(tensors, path, metadata=None):
         if "trainer" in str(path):
             raise OSError("disk full")
         real_save(tensors, path, metadata=metadata)
 
-    monkeypatch.setattr(ckpt, "save_file", crash_on_trainer)
+    monkeypatch.setattr(safetensors.torch, "save_file", crash_on_trainer)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(
             root,
