@@ -244,7 +244,7 @@ class Translator:
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
                 x = np.stack([arrays[i] for i in chunk]).transpose(0, 3, 1, 2) * 2 - 1
-                y = (self.translate_batch(x.astype(np.float32)) + 1) / 2
+                y = (self.translate_batch(x.astype(np.float32, copy=False)) + 1) / 2
                 for i, yi in zip(chunk, np.clip(y, 0, 1).transpose(0, 2, 3, 1), strict=True):
                     out[i] = yi
         return [a for a in out if a is not None]
