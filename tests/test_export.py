@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 import i2i
 from i2i.cli import app
 from i2i.config import GeneratorConfig
+from i2i.infer import onnx as onnx_module
 from i2i.infer import translator as translator_module
 from i2i.infer.tiles import ramp, tile_starts, translate_tiled
 from i2i.infer.translator import Translator, fastest_backend
@@ -183,9 +185,9 @@ def test_onnx_exports_are_cached_per_checkpoint_contents(run: Path, tmp_path: Pa
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8))
     first = i2i.load(run, backend="onnxruntime")
     (made,) = (tmp_path / "cache" / "onnx").glob("*.onnx")  # the first load exported and saved
-    stamp = made.stat().st_mtime_ns
-    again = i2i.load(run, backend="onnxruntime")  # the second reads it
-    assert made.stat().st_mtime_ns == stamp and len(list(made.parent.iterdir())) == 1
+    inode = made.stat().st_ino
+    again = i2i.load(run, backend="onnxruntime")  # the second reads it, without writing it again
+    assert made.stat().st_ino == inode and len(list(made.parent.iterdir())) == 1
     assert np.array_equal(np.asarray(first(image)), np.asarray(again(image)))
     # other weights under the same path make another export, with their own results
     copy = tmp_path / "ckpt"
@@ -196,3 +198,14 @@ def test_onnx_exports_are_cached_per_checkpoint_contents(run: Path, tmp_path: Pa
     changed = i2i.load(copy, backend="onnxruntime")
     assert len(list(made.parent.glob("*.onnx"))) == 2
     assert not np.array_equal(np.asarray(first(image)), np.asarray(changed(image)))
+    # the cache keeps the most recently used exports only
+    monkeypatch.setattr(onnx_module, "CACHE_KEEP", 2)
+    for i in range(2):  # two older exports of other checkpoints
+        (old := tmp_path / "cache" / "onnx" / f"old{i}.onnx").write_bytes(b"")
+        os.utime(old, (1e9 + i, 1e9 + i))
+    i2i.load(run, backend="onnxruntime")  # a hit: now the most recently used
+    save_file({k: v * 0.25 if k.endswith("weight") else v for k, v in weights.items()},
+              copy / "model.safetensors")  # fmt: skip
+    i2i.load(copy, backend="onnxruntime")  # a new export: prunes to the 2 most recent
+    kept = sorted(made.parent.glob("*.onnx"))
+    assert len(kept) == 2 and made in kept and not any(f.name.startswith("old") for f in kept)

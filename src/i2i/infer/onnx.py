@@ -6,7 +6,8 @@ mode: dropout off, batch norm on its running statistics). The graph is the netwo
 run the file without i2i is stored in its metadata: size_multiple, channels, normalization.
 
 ``cached_export`` keeps each export in the cache (``$I2I_CACHE/onnx``), so the few seconds an
-export takes are paid once per checkpoint rather than at every ``Translator.load``.
+export takes are paid once per checkpoint rather than at every ``Translator.load``. An export is
+as large as its weights (218 MB for unet_256), so only the most recently used ones are kept.
 
 We use PyTorch's TorchScript-based exporter: it handles these plain conv nets with dynamic shapes
 and needs no extra packages (the torch.export-based one needs onnxscript). Only the export
@@ -16,6 +17,7 @@ spares a translation run the 2-3 s of ``import torch``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.metadata
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from i2i.nets import Generator
 
 OPSET = 17
+CACHE_KEEP = 8  # exports kept in the cache: the most recently used
 
 
 def _require(module: str) -> Any:
@@ -87,6 +90,8 @@ def cached_export(weights: Path, key: dict[str, Any], export: Callable[[], bytes
         digest.update(hashlib.file_digest(f, "sha256").digest())
     path = cache_root() / "onnx" / f"{digest.hexdigest()[:32]}.onnx"
     if path.is_file():
+        with contextlib.suppress(OSError):
+            os.utime(path)  # used now: pruning keeps the most recently used
         return path
     model = export()
     try:
@@ -94,9 +99,20 @@ def cached_export(weights: Path, key: dict[str, Any], export: Callable[[], bytes
         partial = path.with_suffix(f".{os.getpid()}.partial")
         partial.write_bytes(model)
         partial.replace(path)  # atomic: a concurrent load sees the whole file or none
+        prune(path.parent, CACHE_KEEP)
     except OSError:
         pass
     return model
+
+
+def prune(folder: Path, keep: int) -> None:
+    """Delete all but the ``keep`` most recently used exports in ``folder``."""
+    used = []
+    for f in folder.glob("*.onnx"):
+        with contextlib.suppress(OSError):  # another process may prune at the same time
+            used.append((f.stat().st_mtime, f))
+    for _, f in sorted(used, reverse=True)[keep:]:
+        f.unlink(missing_ok=True)
 
 
 class OnnxGenerator:
