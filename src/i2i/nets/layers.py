@@ -38,6 +38,17 @@ MATMUL_MAX_PIXELS = 64
 WINOGRAD_MIN_CHANNELS = 128
 
 
+def eager_cpu_maps(x: torch.Tensor) -> bool:
+    """Whether the hand-written CPU kernels below may run on ``x``: a 4-D CPU tensor in eager
+    mode. Tracing (ONNX export) and ``torch.compile`` need the stock ops they know."""
+    return (
+        x.device.type == "cpu"
+        and x.dim() == 4
+        and not torch.jit.is_tracing()
+        and not torch.compiler.is_compiling()
+    )
+
+
 class ConvTranspose2d(nn.ConvTranspose2d):
     """``nn.ConvTranspose2d`` (same parameters, same results) that computes small CPU feature
     maps as one matrix product plus ``fold`` (col2im).
@@ -58,15 +69,12 @@ class ConvTranspose2d(nn.ConvTranspose2d):
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if (
-            x.device.type == "cpu"
-            and x.dim() == 4
+            eager_cpu_maps(x)
             and x.shape[-2] * x.shape[-1] <= self.matmul_max_pixels
             and output_size is None
             and self.groups == 1
             and self.dilation == (1, 1)
             and self.output_padding == (0, 0)
-            and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling()
         ):
             return self._matmul_forward(x)
         return super().forward(x, output_size)
@@ -211,9 +219,8 @@ class Conv2d(nn.Conv2d):
         if (
             self.winograd_min_channels > 0
             and min(self.in_channels, self.out_channels) >= self.winograd_min_channels
-            and x.device.type == "cpu"
+            and eager_cpu_maps(x)
             and x.dtype == torch.float32
-            and x.dim() == 4
             and x.shape[-2] * x.shape[-1] <= self.winograd_max_pixels
             and self.kernel_size == (3, 3)
             and self.stride == (1, 1)
@@ -221,8 +228,6 @@ class Conv2d(nn.Conv2d):
             and self.padding == (0, 0)
             and self.groups == 1
             and not torch.is_autocast_enabled("cpu")
-            and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling()
         ):
             y = WinogradConv3x3.apply(x, self.weight)
             return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
