@@ -41,12 +41,17 @@ def seconds(fn: Callable[[], object], device: torch.device, repeat: int, warmup:
 
 
 def machine_peak(device: torch.device) -> dict[str, float]:
-    """Measured fp32 GFLOP/s of a 2048 matmul, a conv forward and a conv forward+backward:
-    the ceilings that model FLOP utilization is a share of (bf16 matmul too on CUDA)."""
-    n, reps = 2048, (20 if device.type == "cuda" else 5)
+    """Measured GFLOP/s of a square matmul (2048 on the CPU, 8192 on CUDA, where a smaller one
+    does not fill the GPU), a conv forward and a conv forward+backward, in fp32: the ceilings
+    that model FLOP utilization is a share of. On CUDA also the matmul in TF32 (what fp32
+    training runs in, ``configure_backends``) and in bf16."""
+    n, reps = (8192, 20) if device.type == "cuda" else (2048, 5)
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     peak = {"matmul_fp32": 2 * n**3 / seconds(lambda: a @ b, device, reps) / 1e9}
     if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        peak["matmul_tf32"] = 2 * n**3 / seconds(lambda: a @ b, device, reps) / 1e9
+        torch.backends.cuda.matmul.allow_tf32 = False
         a16, b16 = a.bfloat16(), b.bfloat16()
         peak["matmul_bf16"] = 2 * n**3 / seconds(lambda: a16 @ b16, device, reps) / 1e9
     conv = torch.nn.Conv2d(256, 256, 3, padding=1).to(device)
@@ -56,6 +61,14 @@ def machine_peak(device: torch.device) -> dict[str, float]:
     fwd_bwd = seconds(lambda: conv(x).sum().backward(), device, reps)
     peak["conv_fwd_bwd_fp32"] = 3 * flops / fwd_bwd / 1e9
     return peak
+
+
+def mfu_peak(peak: dict[str, float], variant: str) -> float:
+    """The matmul peak that a training variant's FLOP utilization is a share of: bf16 for the
+    bf16 variants, TF32 for fp32 ones on CUDA, fp32 on the CPU."""
+    if "bf16" in variant:
+        return peak["matmul_bf16"]
+    return peak.get("matmul_tf32", peak["matmul_fp32"])
 
 
 def stock_convolutions(model: torch.nn.Module, stock: bool) -> None:

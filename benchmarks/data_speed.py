@@ -26,11 +26,12 @@ from i2i.data.paired import EpochBatchSampler, PairedDataset
 def epoch_rates(cfg: DataConfig, limit: int, epochs: int = 2) -> list[float]:
     dataset = PairedDataset(cfg, "train", train=True)
     n = min(limit, len(dataset))  # the sampler draws from the first n pairs
+    workers = cfg.num_workers or 0
     loader = DataLoader(
         dataset,
         batch_sampler=EpochBatchSampler(n, 1, 0, 0, n * epochs),
-        num_workers=cfg.num_workers,
-        persistent_workers=cfg.num_workers > 0,
+        num_workers=workers,
+        persistent_workers=workers > 0,
         collate_fn=lambda items: torch.stack([i["A"] for i in items]),
     )
     rates, start = [], time.perf_counter()

@@ -10,8 +10,9 @@ process, so its peak memory is its own.
 
 CPU: "reference-style" steps (a per-tensor Adam loop and stock convolution kernels, as the
 reference implementation runs) alternate with i2i's steps on the same model, so machine noise
-hits both alike; "speedup" is their ratio. CUDA: i2i's fp32 steps, then bf16 + channels_last,
-then those plus torch.compile.
+hits both alike; "speedup" is their ratio. CUDA: i2i's fp32 (TF32) steps, then bf16 +
+channels_last, then, at the largest batch only (compiling takes minutes), those plus
+torch.compile; each variant's MFU is a share of the matmul peak in its own arithmetic.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import torch
 from common import (
     machine,
     machine_peak,
+    mfu_peak,
     peak_memory_mib,
     stock_convolutions,
     sync,
@@ -80,8 +82,9 @@ def reference_style(model: torch.nn.Module, train: TrainConfig) -> dict[str, Any
     }
 
 
-def measure(name: str, bs: int, device_name: str, rounds: int) -> dict[str, Any]:
-    """One configuration, in its own process."""
+def measure(name: str, bs: int, device_name: str, rounds: int, compiled: bool) -> dict[str, Any]:
+    """One configuration, in its own process; ``compiled`` adds the torch.compile variant on
+    CUDA."""
     device = pick_device(device_name)
     configure_backends(device, deterministic=False)
     factory = CONFIGS[name][0]
@@ -90,9 +93,10 @@ def measure(name: str, bs: int, device_name: str, rounds: int) -> dict[str, Any]
     variants: dict[str, TrainConfig] = {"i2i": TrainConfig()}
     if device.type == "cuda":
         variants["bf16+nhwc"] = TrainConfig(precision="bf16", channels_last=True)
-        variants["bf16+nhwc+compile"] = TrainConfig(
-            precision="bf16", channels_last=True, compile=True
-        )
+        if compiled:
+            variants["bf16+nhwc+compile"] = TrainConfig(
+                precision="bf16", channels_last=True, compile=True
+            )
     for label, train in variants.items():
         model = build(factory, device, train)
         opt = model.make_optimizers(train)
@@ -190,6 +194,7 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/maps",
                         help="paired data for the loader-included pix2pix row (CPU; skipped "
                              "when absent)")  # fmt: skip
+    parser.add_argument("--no-compile", action="store_true", help="CUDA: skip torch.compile")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     device = pick_device(args.device)
@@ -204,7 +209,8 @@ def main() -> None:
         batches = cuda_batches if device.type == "cuda" else cpu_batches
         rounds = args.rounds or (20 if device.type == "cuda" else cpu_rounds)
         jobs: list[tuple[Any, tuple[Any, ...]]] = [
-            (measure, (name, bs, args.device, rounds)) for bs in batches
+            (measure, (name, bs, args.device, rounds, bs == max(batches) and not args.no_compile))
+            for bs in batches
         ]
         if name.startswith("pix2pix") and device.type == "cpu" and Path(args.data).is_dir():
             jobs.append((measure_with_data, (args.data, args.rounds or 3)))
@@ -218,7 +224,7 @@ def main() -> None:
                 row[f"{kind} img/s"] = bs / row[key]
                 achieved = row["GFLOP/step"] / row[key]
                 row[f"{kind} GFLOP/s"] = achieved
-                row[f"{kind} MFU"] = achieved / peak["matmul_fp32"]
+                row[f"{kind} MFU"] = achieved / mfu_peak(peak, kind)
             if "reference-style s/step" in row:
                 row["speedup"] = row["reference-style s/step"] / row["i2i s/step"]
             rows.append(row)

@@ -36,6 +36,8 @@ def test_range_checks_name_the_field():
         from_dict(RunConfig, {"data": {"input_nc": 4}})
     with pytest.raises(ConfigError, match="recon_mix"):
         from_dict(RunConfig, {"model": {"recon_mix": 1.5}})
+    with pytest.raises(ConfigError, match="data.num_workers must be 0 or more"):
+        from_dict(RunConfig, {"data": {"num_workers": -1}})
 
 
 def test_set_dotted_refuses_unknown_keys():

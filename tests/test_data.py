@@ -1,4 +1,6 @@
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -6,6 +8,7 @@ import torch
 from PIL import Image
 
 from i2i.config import DataConfig
+from i2i.data import cache
 from i2i.data.images import BadImageError, DataError, read_image
 from i2i.data.paired import EpochBatchSampler, PairedDataset, locate, open_split
 
@@ -243,3 +246,17 @@ def test_unreadable_and_malformed_npz(tmp_path):
     )
     with pytest.raises(DataError, match="same number of images"):
         PairedDataset(cfg(tmp_path / "n.npz"), None, False)
+
+
+def test_a_cache_shared_with_workers_must_fit_in_shared_memory(tmp_path, monkeypatch):
+    """Rather than a SIGBUS mid-epoch (a full /dev/shm), a named error with what to do."""
+    side_by_side(tmp_path / "train")  # 3 pairs: 3 x 6 x 16 x 16 bytes of cache
+    monkeypatch.setattr(cache, "SHARED_MEMORY", tmp_path)
+    free = 1000
+    monkeypatch.setattr(cache.shutil, "disk_usage", lambda _: SimpleNamespace(free=free))
+    data = DataConfig(root=str(tmp_path), load_size=16, crop_size=16, num_workers=2)
+    with pytest.raises(DataError, match=r"needs 0 MiB of shared memory.*--num-workers 0"):
+        PairedDataset(data, "train", train=True)
+    assert PairedDataset(replace(data, num_workers=0), "train", train=True).cache is not None
+    free = 3 * 6 * 16 * 16
+    assert PairedDataset(data, "train", train=True).cache is not None

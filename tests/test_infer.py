@@ -61,7 +61,8 @@ def test_numpy_tensor_and_list_inputs(trained):
     assert loaded(t[None]).shape == (1, 3, 32, 32)
     batch = loaded([arr, Image.fromarray(arr), arr[:16, :24]])
     assert [type(b).__name__ for b in batch] == ["ndarray", "Image", "ndarray"]
-    assert np.array_equal(batch[0], out) and batch[2].shape == (16, 24, 3)
+    # within one 8-bit level: a GPU may pick another convolution algorithm for a batch of 3
+    assert np.abs(batch[0].astype(int) - out).max() <= 1 and batch[2].shape == (16, 24, 3)
     with pytest.raises(TypeError, match="cannot translate a str"):
         loaded("image.png")
 

@@ -15,6 +15,7 @@ from i2i.data.paired import PairedDataset
 from i2i.infer import Translator
 from i2i.metrics.evaluate import evaluate_translator
 from i2i.models import Pix2Pix
+from i2i.train.accel import loader_workers
 from i2i.train.checkpoint import LATEST, load_weights, resolve_checkpoint, save_checkpoint
 from i2i.train.loop import TrainingDiverged, load_run_config, lr_factor, train
 from i2i.train.monitor import read_metrics
@@ -81,7 +82,6 @@ def test_resume_after_sigkill_continues_the_same_trajectory(synth_dir, tmp_path)
     """Kill a run with SIGKILL mid-way, resume it: the losses match an uninterrupted run."""
     steps = 120
     cfg = tiny_config(synth_dir, tmp_path / "straight", max_steps=steps, save_every=10)
-    cfg.train.deterministic = True  # on a GPU; CPU runs repeat exactly anyway
     train(cfg, progress=False)
     reference = read_metrics(tmp_path / "straight" / "metrics.jsonl")
 
@@ -192,3 +192,15 @@ def test_config_defaults_match_the_paper():
     assert (cfg.train.lr, cfg.train.beta1, cfg.train.beta2) == (2e-4, 0.5, 0.999)
     assert (cfg.data.load_size, cfg.data.crop_size) == (286, 256)
     assert cfg.model.lambda_recon == 100 and cfg.model.discriminator.n_layers == 3
+
+
+def test_loader_workers_default_to_none_on_the_cpu_and_a_few_per_gpu(monkeypatch):
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert (loader_workers(None, cpu), loader_workers(None, gpu)) == (0, 4)
+    assert loader_workers(3, cpu) == loader_workers(3, gpu) == 3  # asked for: as asked
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # 4 GPU processes share the 16 cores
+    assert loader_workers(None, gpu) == 2
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert loader_workers(None, gpu) == 0

@@ -158,7 +158,7 @@ def train(
     npz_keys: str = typer.Option(None, help="Source,target array names in a .npz [arr_0,arr_1]."),
     skip_bad: bool = typer.Option(None, "--skip-bad", help="Skip unreadable images, warn."),
     serial: bool = typer.Option(None, "--serial", help="Unpaired: A[i] with B[i], not random."),
-    num_workers: int = typer.Option(None, help="Data-loading worker processes [0]."),
+    num_workers: int = typer.Option(None, help="Data-loading processes [GPU: 4, CPU: 0]."),
     cache: bool = typer.Option(
         None, "--cache/--no-cache", help="Keep decoded, resized images in memory [on]."
     ),

@@ -10,13 +10,21 @@ fill and read one copy.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+
+from i2i.data.images import DataError
+
+SHARED_MEMORY = Path("/dev/shm")  # where Linux keeps tensors shared between processes
 
 
 class PreparedCache:
     def __init__(self, n: int, shape: tuple[int, int, int], shared: bool) -> None:
+        if shared:
+            check_shared_memory(n * shape[0] * shape[1] * shape[2])
         self.images = torch.empty((n, *shape), dtype=torch.uint8)
         self.filled = torch.zeros(n, dtype=torch.bool)
         if shared:
@@ -30,14 +38,31 @@ class PreparedCache:
         return self.images[index]
 
 
+def check_shared_memory(nbytes: int) -> None:
+    """Fail now, with what to do, if the cache cannot fit in shared memory: a full /dev/shm
+    (64 MiB in a default Docker container) would otherwise kill the run with SIGBUS mid-epoch,
+    without a message."""
+    if not SHARED_MEMORY.is_dir():  # not Linux: PyTorch shares memory another way
+        return
+    free = shutil.disk_usage(SHARED_MEMORY).free
+    if nbytes > free:
+        raise DataError(
+            f"the image cache needs {nbytes / 2**20:,.0f} MiB of shared memory for the "
+            f"data-loading workers, but {SHARED_MEMORY} has {free / 2**20:,.0f} MiB free: train "
+            "with --num-workers 0 (the cache then stays in the training process) or --no-cache, "
+            "or give the machine more (Docker: --shm-size)"
+        )
+
+
 def prepared_cache(
-    enabled: bool, n: int, channels: int, size: int | None, workers: int
+    enabled: bool, n: int, channels: int, size: int | None, workers: int | None
 ) -> PreparedCache | None:
-    """A cache for ``n`` images of ``channels`` x ``size`` x ``size``; None when caching is off
-    or the images keep their own, differing sizes (``preprocess: none``)."""
+    """A cache for ``n`` images of ``channels`` x ``size`` x ``size``, in shared memory when
+    ``workers`` processes load; None when caching is off or the images keep their own,
+    differing sizes (``preprocess: none``)."""
     if not enabled or size is None:
         return None
-    return PreparedCache(n, (channels, size, size), shared=workers > 0)
+    return PreparedCache(n, (channels, size, size), shared=bool(workers))
 
 
 def cached(

@@ -43,6 +43,19 @@ def configure_backends(device: torch.device, deterministic: bool) -> None:
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
+def loader_workers(requested: int | None, device: torch.device) -> int:
+    """Data-loading processes for a run: ``requested``, or by default none on the CPU (the
+    compute threads need the cores) and up to 4 per GPU process, so that decoding, cropping
+    and batching overlap the GPU's step (at batch 16 an H100 steps faster than one process
+    loads)."""
+    if requested is not None:
+        return requested
+    if device.type == "cpu":
+        return 0
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # set by torchrun
+    return min(4, (os.cpu_count() or 1) // (2 * processes))
+
+
 def accelerate(model: nn.Module, train: TrainConfig) -> None:
     """Apply ``train.channels_last`` and ``train.compile`` to ``model``'s networks in place
     (``Module.compile`` keeps parameter names, so checkpoints do not change)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,13 @@ from i2i.data.paired import EpochBatchSampler, steps_per_epoch
 from i2i.metrics.names import better
 from i2i.models import DATA_KINDS, AnyModel, build_model
 from i2i.train import distributed
-from i2i.train.accel import accelerate, autocast, configure_backends, to_device
+from i2i.train.accel import (
+    accelerate,
+    autocast,
+    configure_backends,
+    loader_workers,
+    to_device,
+)
 from i2i.train.checkpoint import (
     FORMAT,
     LATEST,
@@ -98,7 +104,9 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     channels_last = cfg.train.channels_last
 
     # data: the training split, and fixed examples for sample grids (val split when present)
-    train_set, preview_set = open_datasets(cfg.data, DATA_KINDS[cfg.model.kind])
+    workers = loader_workers(cfg.data.num_workers, device)
+    data_cfg = replace(cfg.data, num_workers=workers)
+    train_set, preview_set = open_datasets(data_cfg, DATA_KINDS[cfg.model.kind])
     n_preview = min(cfg.train.num_samples, len(preview_set))
     preview = default_collate([preview_set[i] for i in range(n_preview)])
     preview_batch = to_device(preview, device, channels_last)
@@ -221,8 +229,8 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
                 procs.rank,
                 procs.world,
             ),
-            num_workers=cfg.data.num_workers,
-            persistent_workers=cfg.data.num_workers > 0,
+            num_workers=workers,
+            persistent_workers=workers > 0,
             generator=torch.Generator().manual_seed(cfg.train.seed),
             pin_memory=device.type == "cuda",
         )
