@@ -53,7 +53,9 @@ def test_cached_samples_equal_decoded_ones(synth_dir):
 
 
 @pytest.mark.parametrize(
-    "change", [{"data.cache": False}, {"train.channels_last": True}], ids=["no-cache", "nhwc"]
+    "change",
+    [{"data.cache": False}, {"train.channels_last": True}, {"data.num_workers": 2}],
+    ids=["no-cache", "nhwc", "workers"],  # workers: the GPU default, sharing the cache
 )
 def test_speed_settings_keep_the_losses(synth_dir, tmp_path, change):
     base = tiny_config(synth_dir, tmp_path / "base", max_steps=6)
@@ -157,6 +159,7 @@ def test_two_processes_train_like_one_with_the_whole_batch(synth_dir, tmp_path):
         command = [sys.executable, "-m", "i2i", "train", *flags, "--out", str(runs[name]), *extra]
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.count("trained 4 steps") == 1  # process 0 alone reports
     assert_same_losses(losses(runs["one"]), losses(runs["two"]), tol=1e-5)
     one, two, half = (
         load_file(runs[name] / "checkpoints" / "step_00000004" / "model.safetensors")

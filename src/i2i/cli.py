@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -241,7 +240,7 @@ def train(
             raise ConfigError("give the dataset with --data DIR (or a --config file)")
         cfg = build_config(config, flags, sets, model=model)
     result = run_training(cfg, resume=resume is not None, progress=progress)
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not result.main:
         return  # process 0 reports
     run = result.run_dir
     typer.echo(f"\ntrained {result.step} steps in {result.seconds:.0f} s; run folder: {run}")

@@ -62,6 +62,7 @@ class TrainResult:
     step: int
     seconds: float
     last_losses: dict[str, float]
+    main: bool = True  # the process that reports (rank 0 under torchrun)
 
 
 def load_run_config(run_dir: str | Path) -> RunConfig:
@@ -291,7 +292,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         if monitor:
             monitor.close()
         distributed.finish(procs)
-    return TrainResult(run_dir, final, step, elapsed, losses)
+    return TrainResult(run_dir, final, step, elapsed, losses, procs.main)
 
 
 def describe(model: AnyModel, cfg: RunConfig, step: int) -> dict[str, Any]:
