@@ -49,7 +49,9 @@ from i2i.config import (
     RunConfig,
     TrainConfig,
 )
+from i2i.data.build import Pixels
 from i2i.data.paired import EpochBatchSampler, PairedDataset
+from i2i.data.transforms import network_range
 from i2i.models import build_model
 from i2i.train.accel import accelerate, autocast, configure_backends, pick_device, to_device
 
@@ -158,7 +160,7 @@ def measure_with_data(data: str, rounds: int, block: int = 10) -> dict[str, Any]
     for kind, cache, workers in (("reference-style", False, 4), ("i2i", True, 0)):
         dataset = PairedDataset(DataConfig(root=data, cache=cache), "train", train=True)
         loader = DataLoader(
-            dataset,
+            Pixels(dataset) if kind == "i2i" else dataset,  # as each trains
             batch_sampler=EpochBatchSampler(min(n, len(dataset)), 1, 0, 0, 1_000_000),
             num_workers=workers,
             persistent_workers=workers > 0,
@@ -168,7 +170,7 @@ def measure_with_data(data: str, rounds: int, block: int = 10) -> dict[str, Any]
         next(batches["i2i"])  # the first epoch fills the cache
     stock_convolutions(model, True)
     with FlopCounterMode(display=False) as counter:
-        batch = next(batches["i2i"])
+        batch = network_range(next(batches["i2i"]))
         model.training_step({"A": batch["A"], "B": batch["B"]}, opt)
     gflop = counter.get_total_flops() / 1e9
     times: dict[str, list[float]] = {kind: [] for kind in batches}
@@ -178,7 +180,7 @@ def measure_with_data(data: str, rounds: int, block: int = 10) -> dict[str, Any]
             optimizers = ref_opt if kind == "reference-style" else opt
             start = time.perf_counter()
             for _ in range(block):
-                batch = next(source)
+                batch = network_range(next(source))
                 model.training_step({"A": batch["A"], "B": batch["B"]}, optimizers)
             times[kind].append((time.perf_counter() - start) / block)
     row: dict[str, Any] = {"config": "pix2pix, maps loader included", "batch": 1,

@@ -1,6 +1,6 @@
-"""The speed-ups change nothing that is learned: the image cache, channels_last, the matmul path
-of small transposed convolutions, Winograd 3x3 convolutions, and data-parallel training over two
-processes."""
+"""The speed-ups change nothing that is learned: the image cache, 8-bit batches, loader workers,
+channels_last, the matmul path of small transposed convolutions, Winograd 3x3 convolutions, and
+data-parallel training over two processes."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
+from torch.utils.data import default_collate
 
 from i2i.config import CycleGANConfig, GeneratorConfig, TrainConfig
+from i2i.data.build import Pixels
 from i2i.data.paired import PairedDataset
+from i2i.data.transforms import network_range
 from i2i.models import CycleGAN
 from i2i.nets import layers
 from i2i.nets.layers import Conv2d, ConvTranspose2d, WinogradConv3x3
@@ -50,6 +53,20 @@ def test_cached_samples_equal_decoded_ones(synth_dir):
             assert torch.equal(a["A"], b["A"]) and torch.equal(a["B"], b["B"])
     assert int(cached.cache.filled.sum()) == 3
     assert cached[(0, 1)]["A"].shape == (3, 32, 32)  # cropped from the cached 36 px
+
+
+def test_pixel_batches_map_to_the_float_samples(synth_dir):
+    """Training batches 8-bit pixels and maps them on its device: the same numbers as mapping
+    each sample first."""
+    dataset = PairedDataset(tiny_config(synth_dir, Path("unused")).data, "train", train=True)
+    keys = [(0, 3), (5, 8), (9, 2**33)]
+    pixels = default_collate([Pixels(dataset)[k] for k in keys])
+    assert pixels["A"].dtype == torch.uint8 and pixels["name"] == [dataset[k]["name"] for k in keys]
+    floats = default_collate([dataset[k] for k in keys])
+    mapped = network_range(pixels)
+    for key in "AB":
+        assert mapped[key].dtype == torch.float32 and torch.equal(mapped[key], floats[key])
+        assert -1 <= mapped[key].min() < mapped[key].max() <= 1
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from torch.utils.data import Dataset
+
 from i2i.config import DataConfig
 from i2i.data.paired import PairedDataset, open_split
+from i2i.data.transforms import PixelDataset
 from i2i.data.unconditional import ImageDataset
 from i2i.data.unpaired import UnpairedDataset, open_unpaired
 
 AnyDataset = PairedDataset | UnpairedDataset | ImageDataset
+
+
+class Pixels(Dataset[dict[str, Any]]):
+    """``dataset``'s samples as 8-bit pixels: what the training loader batches, pins and copies
+    to the device, where ``network_range`` maps them to the networks' range."""
+
+    def __init__(self, dataset: PixelDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        return self.dataset.pixels(key)
 
 
 def open_datasets(cfg: DataConfig, kind: str) -> tuple[AnyDataset, AnyDataset]:

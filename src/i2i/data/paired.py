@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Sampler
 
 from i2i.config import DataConfig
 from i2i.data.cache import cached, prepared_cache
@@ -38,7 +38,7 @@ from i2i.data.images import (
     screen,
     uint_array_to_float,
 )
-from i2i.data.transforms import augment, prepare, prepared_size, to_network
+from i2i.data.transforms import PixelDataset, augment, prepare, prepared_size
 
 
 class PairReader(Protocol):
@@ -242,8 +242,9 @@ def open_reader(loc: Location, cfg: DataConfig) -> PairReader:
     return SideBySideReader(loc.paths[0], cfg.skip_bad)
 
 
-class PairedDataset(Dataset[dict[str, Any]]):
-    """Pairs as ``{"A": input, "B": target, "name": str}``, tensors CxHxW in [-1, 1].
+class PairedDataset(PixelDataset):
+    """Pairs as ``{"A": input, "B": target, "name": str}``, tensors CxHxW in [-1, 1] (uint8
+    from :meth:`pixels`).
 
     ``A`` is always the network's input: with ``direction='BtoA'`` the halves are swapped here,
     so models never look at the direction. Indexing with ``(index, seed)`` (what
@@ -281,12 +282,12 @@ class PairedDataset(Dataset[dict[str, Any]]):
             a, b = b, a
         return torch.cat([prepare(a, self.size), prepare(b, self.size)])
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+    def pixels(self, key: int | tuple[int, int]) -> dict[str, Any]:
         index, seed = key if isinstance(key, tuple) else (key, None)
         ab = cached(self.cache, index, self.prepared)
         n_in = self.cfg.input_nc
         a, b = augment((ab[:n_in], ab[n_in:]), self.cfg, self.train, seed)
-        return {"A": to_network(a), "B": to_network(b), "name": self.reader.name(index)}
+        return {"A": a, "B": b, "name": self.reader.name(index)}
 
 
 def open_split(cfg: DataConfig, split: str, train: bool) -> PairedDataset | None:

@@ -8,13 +8,18 @@
    horizontal flip (``flip``), as in the pix2pix paper. Both are slices of uint8 tensors. One draw
    applies to all images of a sample, so a pair stays aligned, and the sample's seed fixes it.
 
-:func:`to_network` then maps 8-bit pixels to the networks' [-1, 1].
+:func:`to_network` then maps 8-bit pixels to the networks' [-1, 1]. Datasets
+(:class:`PixelDataset`) give each sample both ways: as 8-bit pixels, which training batches and
+moves to the device before mapping them (:func:`network_range`), and in the networks' range.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
 from i2i.config import DataConfig
@@ -57,3 +62,26 @@ def augment(
 def to_network(image: torch.Tensor) -> torch.Tensor:
     """8-bit pixels 0..255 -> float32 -1..1."""
     return image.to(torch.float32).div_(127.5).sub_(1.0)
+
+
+def network_range(sample: dict[str, Any]) -> dict[str, Any]:
+    """``sample`` (or a batch) with its 8-bit image tensors mapped to the networks' [-1, 1]."""
+    return {
+        k: to_network(v) if isinstance(v, torch.Tensor) and v.dtype == torch.uint8 else v
+        for k, v in sample.items()
+    }
+
+
+class PixelDataset(Dataset[dict[str, Any]]):
+    """A dataset whose samples exist as 8-bit pixels (:meth:`pixels`); indexing gives them in the
+    networks' range. Training batches the pixels instead and maps them on its device: a quarter
+    of the bytes to batch, pin and copy, which lets one loader process keep up with a GPU."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def pixels(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        return network_range(self.pixels(key))

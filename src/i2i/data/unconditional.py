@@ -14,12 +14,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from i2i.config import DataConfig
 from i2i.data.cache import cached, prepared_cache
 from i2i.data.images import DataError, match_channels
-from i2i.data.transforms import augment, prepare, prepared_size, to_network
+from i2i.data.transforms import PixelDataset, augment, prepare, prepared_size
 from i2i.data.unpaired import ImageFolder
 
 
@@ -52,8 +51,9 @@ def is_idx(path: Path) -> bool:
     return path.is_file() and "idx" in path.name and "ubyte" in path.name
 
 
-class ImageDataset(Dataset[dict[str, Any]]):
-    """Samples ``{"image": CxHxW in [-1, 1]}`` from an IDX file or an image folder.
+class ImageDataset(PixelDataset):
+    """Samples ``{"image": CxHxW in [-1, 1]}`` (uint8 from :meth:`pixels`) from an IDX file or
+    an image folder.
 
     Channels follow ``data.output_nc`` (the generator's output); images are resized to
     ``data.crop_size`` unless ``preprocess`` is ``none``; training may flip them.
@@ -90,7 +90,7 @@ class ImageDataset(Dataset[dict[str, Any]]):
             arr = self.folder.load(index, self.cfg.output_nc)  # type: ignore[union-attr]
         return prepare(arr.astype(np.float32), self.size)
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+    def pixels(self, key: int | tuple[int, int]) -> dict[str, Any]:
         index, seed = key if isinstance(key, tuple) else (key, None)
         (img,) = augment((cached(self.cache, index, self.prepared),), self.cfg, self.train, seed)
-        return {"image": to_network(img)}
+        return {"image": img}

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from i2i.config import DataConfig
 from i2i.data.cache import cached, prepared_cache
@@ -25,7 +24,7 @@ from i2i.data.images import (
     read_with_hint,
     screen,
 )
-from i2i.data.transforms import augment, prepare, prepared_size, to_network
+from i2i.data.transforms import PixelDataset, augment, prepare, prepared_size
 
 
 def locate_unpaired(root: str | Path, split: str) -> tuple[Path, Path] | None:
@@ -68,8 +67,9 @@ class ImageFolder:
         return read_with_hint(self.files[i], channels)
 
 
-class UnpairedDataset(Dataset[dict[str, Any]]):
-    """Samples ``{"A": image of domain A, "B": image of domain B}`` in [-1, 1].
+class UnpairedDataset(PixelDataset):
+    """Samples ``{"A": image of domain A, "B": image of domain B}`` in [-1, 1] (uint8 from
+    :meth:`pixels`).
 
     As with paired data, ``A`` is the input domain: ``direction='BtoA'`` swaps the folders.
     """
@@ -89,7 +89,7 @@ class UnpairedDataset(Dataset[dict[str, Any]]):
     def __len__(self) -> int:
         return max(len(self.a), len(self.b))
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+    def pixels(self, key: int | tuple[int, int]) -> dict[str, Any]:
         index, seed = key if isinstance(key, tuple) else (key, None)
         ia = index % len(self.a)
         if self.cfg.serial or seed is None:
@@ -102,7 +102,7 @@ class UnpairedDataset(Dataset[dict[str, Any]]):
         # independent augmentations for the two domains, each fixed by the sample's seed
         (a,) = augment((a,), cfg, self.train, seed)
         (b,) = augment((b,), cfg, self.train, None if seed is None else seed + 1)
-        return {"A": to_network(a), "B": to_network(b), "name": self.a.files[ia].name}
+        return {"A": a, "B": b, "name": self.a.files[ia].name}
 
 
 def open_unpaired(cfg: DataConfig, split: str, train: bool) -> UnpairedDataset | None:

@@ -22,8 +22,9 @@ from tqdm import tqdm
 
 from i2i import __version__
 from i2i.config import RunConfig, from_dict, to_dict
-from i2i.data.build import open_datasets
+from i2i.data.build import Pixels, open_datasets
 from i2i.data.paired import EpochBatchSampler, steps_per_epoch
+from i2i.data.transforms import network_range
 from i2i.metrics.names import better
 from i2i.models import DATA_KINDS, AnyModel, build_model
 from i2i.train import distributed
@@ -220,7 +221,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     )
     try:
         loader = DataLoader(
-            train_set,
+            Pixels(train_set),  # 8-bit batches, mapped to [-1, 1] on the device
             batch_sampler=EpochBatchSampler(
                 len(train_set),
                 bs,
@@ -243,8 +244,9 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
             for optimizer in opt.values():
                 for group in optimizer.param_groups:
                     group["lr"] = lr
+            batch = network_range(to_device(batch, device, channels_last))
             with autocast(cfg.train, device):
-                out = model.training_step(to_device(batch, device, channels_last), opt)
+                out = model.training_step(batch, opt)
             out = distributed.average_losses(out, procs)
             losses = {k: v.item() for k, v in out.items()}
             bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
