@@ -44,13 +44,13 @@ def configure_backends(device: torch.device, deterministic: bool) -> None:
 
 
 def loader_workers(requested: int | None, device: torch.device) -> int:
-    """Data-loading processes for a run: ``requested``, or by default none on the CPU (the
-    compute threads need the cores) and up to 4 per GPU process, so that decoding, cropping
-    and batching overlap the GPU's step (at batch 16 an H100 steps faster than one process
-    loads)."""
+    """Data-loading processes for a run: ``requested``, or by default up to 4 per CUDA process,
+    so that decoding, cropping and batching overlap the GPU's step (at batch 16 an H100 steps
+    faster than one process loads), and none elsewhere (on the CPU the compute threads need
+    the cores; other devices are unmeasured)."""
     if requested is not None:
         return requested
-    if device.type == "cpu":
+    if device.type != "cuda":
         return 0
     processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # set by torchrun
     return min(4, (os.cpu_count() or 1) // (2 * processes))
