@@ -25,6 +25,7 @@ import argparse
 import math
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,8 @@ def main() -> None:
         started = time.perf_counter()
         result = train(cfg, progress=False)
         wall = time.perf_counter() - started
-        n_train = len(PairedDataset(cfg.data, "train", train=True))
+        # the pairs per epoch, from a listing without the image cache the run already filled
+        n_train = len(PairedDataset(replace(cfg.data, cache=False), "train", train=True))
         logs = elapsed_at_logs(result.run_dir, bs)
         # the first log at or after the end of epoch 1 splits the run in two (a run too
         # short for that counts from the start)

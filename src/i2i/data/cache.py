@@ -23,11 +23,10 @@ SHARED_MEMORY = Path("/dev/shm")  # where Linux keeps tensors shared between pro
 
 class PreparedCache:
     def __init__(self, n: int, shape: tuple[int, int, int], shared: bool) -> None:
-        if shared:
-            check_shared_memory(n * shape[0] * shape[1] * shape[2])
-        self.images = torch.empty((n, *shape), dtype=torch.uint8)
+        self.images = torch.empty((n, *shape), dtype=torch.uint8)  # pages taken when filled
         self.filled = torch.zeros(n, dtype=torch.bool)
         if shared:
+            check_shared_memory(self.images.numel())
             self.images.share_memory_()
             self.filled.share_memory_()
 
