@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+import i2i.losses
 from i2i.nets.layers import (
     MATMUL_MAX_PIXELS,
     WINOGRAD_MIN_CHANNELS,
@@ -71,9 +72,26 @@ def mfu_peak(peak: dict[str, float], variant: str) -> float:
     return peak.get("matmul_tf32", peak["matmul_fp32"])
 
 
+def critic_twice(
+    critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference's discriminator step: one pass over the real batch, another over fake."""
+    return critic(real), critic(fake)
+
+
+STACKED_CRITIC = i2i.losses.critic_logits
+
+
+def reference_style_steps(model: torch.nn.Module, on: bool) -> None:
+    """Make ``model``'s training steps run as the reference's do (stock convolution kernels, a
+    critic pass each for real and fake), or as i2i's again."""
+    stock_convolutions(model, on)
+    i2i.losses.critic_logits = critic_twice if on else STACKED_CRITIC
+
+
 def stock_convolutions(model: torch.nn.Module, stock: bool) -> None:
     """Switch ``model``'s convolutions to the stock kernels, or back to i2i's (matmul for small
-    transposed convolutions, Winograd for wide 3x3 ones)."""
+    transposed convolutions, Winograd for wide 3x3 and 4x4 ones)."""
     for module in model.modules():
         if isinstance(module, ConvTranspose2d):
             module.matmul_max_pixels = 0 if stock else MATMUL_MAX_PIXELS

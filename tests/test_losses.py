@@ -1,10 +1,12 @@
+import copy
 import math
 
 import pytest
 import torch
 from torch import nn
 
-from i2i.losses import GANLoss, gradient_penalty, reconstruction_loss
+from i2i.losses import GANLoss, critic_logits, gradient_penalty, reconstruction_loss
+from i2i.nets.patchgan import PatchDiscriminator
 
 zeros = torch.zeros(2, 1, 4, 4)
 
@@ -62,3 +64,25 @@ def test_reconstruction_losses_on_known_values():
     assert reconstruction_loss("l1+l2", out, target, mix=0.25).item() == pytest.approx(3.5)
     with pytest.raises(ValueError, match="unknown reconstruction loss"):
         reconstruction_loss("l3", out, target)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch"])
+def test_critic_logits_equal_two_passes(norm):
+    """One pass over real and fake stacked gives each its own logits and gradients; with batch
+    norm (statistics over the batch) the critic runs twice, as before, running stats too."""
+    torch.manual_seed(0)
+    critic = PatchDiscriminator(3, ndf=8, n_layers=2, norm=norm)
+    twin = copy.deepcopy(critic)
+    real, fake = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
+    got = critic_logits(critic, real, fake)
+    want = twin(real), twin(fake)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    loss_got = (got[0] - got[1]).square().mean()
+    loss_want = (want[0] - want[1]).square().mean()
+    grads = torch.autograd.grad(loss_got, list(critic.parameters()))
+    grads_want = torch.autograd.grad(loss_want, list(twin.parameters()))
+    for a, b in zip(grads, grads_want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    for a, b in zip(critic.buffers(), twin.buffers(), strict=True):  # batch norm's running stats
+        torch.testing.assert_close(a, b)

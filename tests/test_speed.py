@@ -1,6 +1,6 @@
 """The speed-ups change nothing that is learned: the image cache, 8-bit batches, loader workers,
-channels_last, the matmul path of small transposed convolutions, Winograd 3x3 convolutions, and
-data-parallel training over two processes."""
+channels_last, the matmul path of small transposed convolutions, Winograd 3x3 and 4x4
+convolutions, and data-parallel training over two processes."""
 
 from __future__ import annotations
 
@@ -16,13 +16,19 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch.utils.data import default_collate
 
-from i2i.config import CycleGANConfig, GeneratorConfig, TrainConfig
+from i2i.config import (
+    CycleGANConfig,
+    DiscriminatorConfig,
+    GeneratorConfig,
+    Pix2PixConfig,
+    TrainConfig,
+)
 from i2i.data.build import Pixels
 from i2i.data.paired import PairedDataset
 from i2i.data.transforms import network_range
-from i2i.models import CycleGAN
+from i2i.models import CycleGAN, Pix2Pix
 from i2i.nets import layers
-from i2i.nets.layers import Conv2d, ConvTranspose2d, WinogradConv3x3
+from i2i.nets.layers import Conv2d, ConvTranspose2d, WinogradConv
 from i2i.train.loop import train
 from i2i.train.monitor import read_metrics
 
@@ -109,32 +115,49 @@ def test_small_transposed_convolutions_match_the_stock_ones(size):
     assert_same_layer(layer, torch.nn.ConvTranspose2d(16, 8, 4, 2, 1), x)
 
 
-@pytest.mark.parametrize("size", [(3, 3), (7, 6), (13, 10)])
-def test_winograd_backward_matches_finite_differences(size):
-    """Output sides 1 to 11, most not a multiple of the 4x4 tile: the edge tiles are cropped."""
+@pytest.mark.parametrize("kernel", [3, 4])
+@pytest.mark.parametrize("size", [(4, 4), (7, 6), (13, 10)])
+def test_winograd_backward_matches_finite_differences(kernel, size):
+    """Output sides 1 to 11, most not a multiple of the tile (4x4 for 3x3 kernels, 3x3 for
+    4x4 ones): the edge tiles are cropped."""
     torch.manual_seed(0)
     x = torch.randn(2, 3, *size, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(4, 3, 3, 3, dtype=torch.float64, requires_grad=True)
-    torch.testing.assert_close(WinogradConv3x3.apply(x, w), F.conv2d(x, w))
-    assert torch.autograd.gradcheck(WinogradConv3x3.apply, (x, w))
+    w = torch.randn(4, 3, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(WinogradConv.apply(x, w), F.conv2d(x, w))
+    assert torch.autograd.gradcheck(WinogradConv.apply, (x, w))
 
 
-def test_wide_3x3_convolutions_match_the_stock_ones():
+@pytest.mark.parametrize(("kernel", "padding"), [(3, 0), (4, 1)])  # ResNet block, PatchGAN
+def test_wide_convolutions_match_the_stock_ones(kernel, padding):
     torch.manual_seed(0)
-    layer = Conv2d(128, 128, 3)
-    x = torch.randn(2, 128, 11, 9, requires_grad=True)
-    assert "WinogradConv3x3Backward" in str(layer(x).grad_fn.next_functions)  # the fast path
-    assert_same_layer(layer, torch.nn.Conv2d(128, 128, 3), x)
+    layer = Conv2d(128, 128, kernel, padding=padding)
+    x = torch.randn(2, 128, 35, 31, requires_grad=True)  # mid-sized: not a multiple of a tile
+    assert "WinogradConvBackward" in str(layer(x).grad_fn.next_functions)  # the fast path
+    assert_same_layer(layer, torch.nn.Conv2d(128, 128, kernel, padding=padding), x)
 
 
-def test_winograd_cyclegan_keeps_the_losses(monkeypatch):
-    """A CycleGAN with 128-channel residual blocks (the Winograd path) trains as with the
-    direct convolution: the same losses over 3 steps. Its generators have no norm layers: an
-    instance norm after a conv cancels the conv's bias, whose gradient is then rounding noise
-    that Adam scales to lr-sized steps, so any change of rounding (another CPU's kernels too)
-    would move the losses by about 1e-3 within a few steps."""
+def winograd_test_model(kind: str) -> CycleGAN | Pix2Pix:
+    """Small models with Winograd layers on 32x32 maps: CycleGAN's 128-channel residual blocks
+    (3x3), pix2pix's PatchGAN with a 128->256 stride-1 conv (4x4)."""
+    if kind == "cyclegan":
+        gen = GeneratorConfig(kind="resnet_6blocks", ngf=32, depth=1, norm="none")
+        cfg = CycleGANConfig(generator=gen)
+        cfg.discriminator.ndf, cfg.discriminator.n_layers = 8, 2
+        return CycleGAN(cfg)
+    gen = GeneratorConfig(kind="unet_128", ngf=8, depth=5, norm="none", dropout=0.0)
+    disc = DiscriminatorConfig(ndf=64, n_layers=2, norm="none")
+    return Pix2Pix(Pix2PixConfig(generator=gen, discriminator=disc))
+
+
+@pytest.mark.parametrize("kind", ["cyclegan", "pix2pix"])
+def test_winograd_keeps_the_losses(monkeypatch, kind):
+    """Models whose wide convolutions take the Winograd path train as with the direct
+    convolution: the same losses over 3 steps. Their networks have no norm layers: an instance
+    norm after a conv cancels the conv's bias, whose gradient is then rounding noise that Adam
+    scales to lr-sized steps, so any change of rounding (another CPU's kernels too) would move
+    the losses by about 1e-3 within a few steps."""
     calls = 0
-    winograd = WinogradConv3x3.apply
+    winograd = WinogradConv.apply
 
     def counted(x, w):
         nonlocal calls
@@ -143,18 +166,15 @@ def test_winograd_cyclegan_keeps_the_losses(monkeypatch):
 
     def run() -> list[dict[str, float]]:
         torch.manual_seed(0)
-        gen = GeneratorConfig(kind="resnet_6blocks", ngf=32, depth=1, norm="none")
-        cfg = CycleGANConfig(generator=gen)
-        cfg.discriminator.ndf, cfg.discriminator.n_layers = 8, 2
-        model = CycleGAN(cfg)
+        model = winograd_test_model(kind)
         opt = model.make_optimizers(TrainConfig())
-        batch = {k: torch.rand(1, 3, 24, 24) * 2 - 1 for k in "AB"}
+        batch = {k: torch.rand(1, 3, 128, 128) * 2 - 1 for k in "AB"}
         return [{k: v.item() for k, v in model.training_step(batch, opt).items()} for _ in range(3)]
 
-    monkeypatch.setattr(layers.WinogradConv3x3, "apply", counted)
+    monkeypatch.setattr(layers.WinogradConv, "apply", counted)
     fast = run()
     assert calls > 0
-    monkeypatch.setattr(layers.WinogradConv3x3, "apply", lambda x, w: F.conv2d(x, w))
+    monkeypatch.setattr(layers.WinogradConv, "apply", lambda x, w: F.conv2d(x, w))
     assert_same_losses(fast, run(), tol=1e-4)
 
 

@@ -74,13 +74,31 @@ def reconstruction_loss(
     raise ValueError(f"unknown reconstruction loss {kind!r}; use l1, l2 or l1+l2")
 
 
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+def critic_logits(
+    critic: nn.Module, real: torch.Tensor, fake: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The critic's outputs on real and on fake inputs, from one pass over both batches
+    stacked where that computes the same thing: equal shapes, and no batch norm in training
+    mode, whose statistics would mix real with fake. Half the layer calls, over twice the
+    images each: 4-5% of a pix2pix CPU step (``benchmarks/train_speed.py``)."""
+    if real.shape != fake.shape or any(
+        isinstance(m, BATCH_NORMS) and m.training for m in critic.modules()
+    ):
+        return critic(real), critic(fake)
+    real_logits, fake_logits = critic(torch.cat([real, fake])).chunk(2)
+    return real_logits, fake_logits
+
+
 def discriminator_loss(
     gan: GANLoss, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, lambda_gp: float
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One discriminator's loss on real and (detached) fake inputs, plus the gradient penalty
     under wgan-gp. Returns the total to backpropagate and the named terms to log."""
     fake = fake.detach()
-    loss = gan.discriminator_loss(critic(real), critic(fake))
+    loss = gan.discriminator_loss(*critic_logits(critic, real, fake))
     terms = {"": loss}
     if gan.mode == "wgan-gp":
         terms["_GP"] = gradient_penalty(critic, real, fake)

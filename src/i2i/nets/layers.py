@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, TypeVar, cast
 
 import torch
@@ -36,6 +39,8 @@ def conv_bias(kind: Norm) -> bool:
 # Defaults of the CPU kernels below (a benchmark switches them off and back)
 MATMUL_MAX_PIXELS = 64
 WINOGRAD_MIN_CHANNELS = 128
+# input maps (padding included) where Winograd beats the stock kernel; see Conv2d
+WINOGRAD_MIN_PIXELS, WINOGRAD_MAX_PIXELS = 32 * 32, 100 * 100
 
 
 def eager_cpu_maps(x: torch.Tensor) -> bool:
@@ -91,147 +96,190 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
 
-def _winograd_matrices() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """F(4x4, 3x3) with interpolation points 0, +-1, +-2, inf (Lavin & Gray 2016, eq. 8-10),
-    as Kronecker products that act on row-major flattened tiles: input 6x6 -> 36, filter 3x3 ->
-    36, products 36 -> output 4x4 (16). Kept in float64 and cast at use, so 1/6 and 1/24 round
-    once, to the input's precision."""
-    bt = torch.tensor(
-        [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-         [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
-        dtype=torch.float64,
-    )  # fmt: skip
-    g = torch.tensor(
-        [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-         [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
-        dtype=torch.float64,
-    )  # fmt: skip
-    at = torch.tensor(
-        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
-        dtype=torch.float64,
-    )
-    return torch.kron(bt, bt), torch.kron(g, g), torch.kron(at, at)
+@dataclass(frozen=True)
+class WinogradTiles:
+    """Winograd's minimal filtering F(m x m, r x r) (Lavin & Gray 2016): an m x m output tile
+    of an r x r convolution from one (m + r - 1)^2 input tile, with (m + r - 1)^2 channel
+    products instead of (m r)^2. The transforms act on row-major flattened tiles as Kronecker
+    products; they are kept in float64 and cast at use, so each fraction rounds once."""
+
+    m: int
+    r: int
+    input: torch.Tensor  # B^T (x) B^T: alpha^2 x alpha^2, alpha = m + r - 1
+    filter: torch.Tensor  # G (x) G: alpha^2 x r^2
+    output: torch.Tensor  # A^T (x) A^T: m^2 x alpha^2
+
+    @property
+    def alpha(self) -> int:
+        return self.m + self.r - 1
+
+    def tiles(self, h: int, w: int) -> tuple[int, int]:
+        """Output tiles over an h x w input (the last may reach past the edge: the input is
+        zero-padded there and those outputs are cropped)."""
+        return -(-(h - self.r + 1) // self.m), -(-(w - self.r + 1) // self.m)
 
 
-WINOGRAD_INPUT, WINOGRAD_FILTER, WINOGRAD_OUTPUT = _winograd_matrices()
+def winograd_tiles(m: int, r: int) -> WinogradTiles:
+    """F(m x m, r x r) by Toom-Cook with the interpolation points 0, 1, -1, 2, -2 and infinity,
+    which keep fp32 results within about 1e-5 of the direct sum for 6x6 input tiles. In exact
+    arithmetic: row j of B^T holds the coefficients of prod_{i != j} (x - p_i) (for infinity,
+    of prod_i (x - p_i)); G divides by prod_{i != j} (p_j - p_i); A^T evaluates powers."""
+    points = [Fraction(p) for p in (0, 1, -1, 2, -2)]
+    if m + r - 2 != len(points):
+        raise ValueError(f"F({m}x{m}, {r}x{r}) needs {m + r - 2} points; only 6x6 tiles are set up")
+
+    def coefficients(roots: list[Fraction]) -> list[Fraction]:  # of prod (x - root), ascending
+        c = [Fraction(1)]
+        for q in roots:  # times (x - q)
+            c = [a - q * b for a, b in zip([Fraction(0), *c], [*c, Fraction(0)], strict=True)]
+        return c
+
+    def others(p: Fraction) -> list[Fraction]:
+        return [q for q in points if q != p]
+
+    bt = [[*coefficients(others(p)), Fraction(0)] for p in points] + [coefficients(points)]
+    g = [[p**k / math.prod(p - q for q in others(p)) for k in range(r)] for p in points]
+    g.append([Fraction(int(k == r - 1)) for k in range(r)])
+    at = [[p**i for p in points] + [Fraction(int(i == m - 1))] for i in range(m)]
+
+    def kron(rows: list[list[Fraction]]) -> torch.Tensor:
+        t = torch.tensor([[float(v) for v in row] for row in rows], dtype=torch.float64)
+        return torch.kron(t, t)
+
+    return WinogradTiles(m, r, kron(bt), kron(g), kron(at))
 
 
-def _tiles(h: int, w: int) -> tuple[int, int]:
-    """4x4 output tiles of a 3x3 convolution over an h x w input (the last may reach past the
-    edge: the input is zero-padded there and those outputs are cropped)."""
-    return -(-(h - 2) // 4), -(-(w - 2) // 4)
+# the output tile for each kernel size: 6x6 input tiles (36 products) either way
+WINOGRAD = {3: winograd_tiles(4, 3), 4: winograd_tiles(3, 4)}
 
 
-def _filter_transform(weight: torch.Tensor) -> torch.Tensor:
-    """G g G^T of every k x c filter: 36 x k x c."""
+def _filter_transform(weight: torch.Tensor, t: WinogradTiles) -> torch.Tensor:
+    """G g G^T of every k x c filter: alpha^2 x k x c."""
     k, c = weight.shape[:2]
-    g = weight.reshape(k, c, 9).permute(2, 0, 1).reshape(9, k * c)
-    return (WINOGRAD_FILTER.to(weight.dtype) @ g).view(36, k, c)
+    g = weight.reshape(k, c, t.r * t.r).permute(2, 0, 1).reshape(t.r * t.r, k * c)
+    return (t.filter.to(weight.dtype) @ g).view(t.alpha**2, k, c)
 
 
-def _input_transforms(x: torch.Tensor, th: int, tw: int) -> Iterator[torch.Tensor]:
-    """B^T d B of every overlapping 6x6 input tile, one image at a time: 36 x c x tiles."""
-    c = x.shape[1]
-    x = F.pad(x, (0, 4 * tw + 2 - x.shape[3], 0, 4 * th + 2 - x.shape[2]))
-    for tiles in F.unfold(x, 6, stride=4):  # (c * 36) x tiles
-        d = tiles.view(c, 36, th * tw).transpose(0, 1).reshape(36, c * th * tw)
-        yield (WINOGRAD_INPUT.to(x.dtype) @ d).view(36, c, th * tw)
+def _input_transforms(x: torch.Tensor, t: WinogradTiles) -> Iterator[torch.Tensor]:
+    """B^T d B of every overlapping input tile, one image at a time: alpha^2 x c x tiles."""
+    c, (th, tw) = x.shape[1], t.tiles(*x.shape[-2:])
+    x = F.pad(x, (0, t.m * tw + t.r - 1 - x.shape[3], 0, t.m * th + t.r - 1 - x.shape[2]))
+    b = t.input.to(x.dtype)
+    for tiles in F.unfold(x, t.alpha, stride=t.m):  # (c * alpha^2) x tiles
+        d = tiles.view(c, t.alpha**2, th * tw).transpose(0, 1).reshape(t.alpha**2, c * th * tw)
+        yield (b @ d).view(t.alpha**2, c, th * tw)
 
 
-class WinogradConv3x3(torch.autograd.Function):
-    """``F.conv2d(x, weight)`` for a 3x3 kernel, stride 1, no padding, as Winograd F(4x4, 3x3):
-    each 4x4 output tile takes 36 channel products instead of 144. Like the stock convolution it
-    keeps only ``x`` and ``weight`` for the backward pass, which recomputes the tile transforms
-    (keeping them would add about 20 MiB per 256-channel layer at 64x64)."""
+class WinogradConv(torch.autograd.Function):
+    """``F.conv2d(x, weight)`` for a square kernel with an entry in ``WINOGRAD`` (3x3 or
+    4x4), stride 1, no padding: 36 channel products per output tile instead of 144. Like the
+    stock convolution it keeps only ``x`` and ``weight`` for the backward pass, which
+    recomputes the tile transforms (keeping them would add about 20 MiB per 256-channel layer
+    at 64x64)."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
-        (n, _, h, w), k = x.shape, weight.shape[0]
-        th, tw = _tiles(h, w)
-        u, a = _filter_transform(weight), WINOGRAD_OUTPUT.to(x.dtype)
-        y = x.new_empty(n, k, 4 * th, 4 * tw)
-        for i, v in enumerate(_input_transforms(x, th, tw)):
-            m = torch.bmm(u, v)  # the 36 products, each summed over channels
+        t = WINOGRAD[weight.shape[-1]]
+        (n, _, h, w), k, m = x.shape, weight.shape[0], t.m
+        th, tw = t.tiles(h, w)
+        u, a = _filter_transform(weight, t), t.output.to(x.dtype)
+        y = x.new_empty(n, k, m * th, m * tw)
+        for i, v in enumerate(_input_transforms(x, t)):
+            products = torch.bmm(u, v)  # each summed over channels
             y[i] = (
-                (a @ m.view(36, -1))
-                .view(4, 4, k, th, tw)
+                (a @ products.view(t.alpha**2, -1))
+                .view(m, m, k, th, tw)
                 .permute(2, 3, 0, 4, 1)
-                .reshape(k, 4 * th, 4 * tw)
-            )  # A^T m A: the 4x4 outputs of every tile, in place
-        return y[..., : h - 2, : w - 2]
+                .reshape(k, m * th, m * tw)
+            )  # A^T M A: the m x m outputs of every tile, in place
+        return y[..., : h - t.r + 1, : w - t.r + 1]
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         x, weight = ctx.saved_tensors
-        (_, c, h, w), k = x.shape, weight.shape[0]
-        th, tw = _tiles(h, w)
-        grad = F.pad(grad, (0, 4 * tw - grad.shape[3], 0, 4 * th - grad.shape[2]))
-        u, a, b = _filter_transform(weight), WINOGRAD_OUTPUT.to(x.dtype), WINOGRAD_INPUT.to(x.dtype)
-        grad_u = torch.zeros_like(u)
+        t = WINOGRAD[weight.shape[-1]]
+        (_, c, h, w), k, m, a2 = x.shape, weight.shape[0], t.m, t.alpha**2
+        th, tw = t.tiles(h, w)
+        grad = F.pad(grad, (0, m * tw - grad.shape[3], 0, m * th - grad.shape[2]))
+        u, a, b = _filter_transform(weight, t), t.output.to(x.dtype), t.input.to(x.dtype)
+        grad_u: torch.Tensor | None = None
         grad_tiles = []
-        for g, v in zip(grad, _input_transforms(x, th, tw), strict=True):
-            g = g.view(k, th, 4, tw, 4).permute(2, 4, 0, 1, 3).reshape(16, k * th * tw)
-            gm = (a.t() @ g).view(36, k, th * tw)
-            if ctx.needs_input_grad[1]:
-                grad_u += torch.bmm(gm, v.transpose(1, 2))
+        for g, v in zip(grad, _input_transforms(x, t), strict=True):
+            g = g.view(k, th, m, tw, m).permute(2, 4, 0, 1, 3).reshape(m * m, k * th * tw)
+            gm = (a.t() @ g).view(a2, k, th * tw)
+            if ctx.needs_input_grad[1]:  # summed over the images, without a zeroed start
+                vt = v.transpose(1, 2)
+                grad_u = torch.bmm(gm, vt) if grad_u is None else grad_u.baddbmm_(gm, vt)
             if ctx.needs_input_grad[0]:
-                gd = (b.t() @ torch.bmm(u.transpose(1, 2), gm).view(36, -1)).view(36, c, -1)
-                grad_tiles.append(gd.transpose(0, 1).reshape(c * 36, th * tw))
+                gd = (b.t() @ torch.bmm(u.transpose(1, 2), gm).view(a2, -1)).view(a2, c, -1)
+                grad_tiles.append(gd.transpose(0, 1).reshape(c * a2, th * tw))
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
-            size = (4 * th + 2, 4 * tw + 2)
-            grad_x = F.fold(torch.stack(grad_tiles), size, 6, stride=4)[..., :h, :w]
-        if ctx.needs_input_grad[1]:
-            g9 = WINOGRAD_FILTER.to(x.dtype).t() @ grad_u.view(36, k * c)
-            grad_w = g9.view(3, 3, k, c).permute(2, 3, 0, 1)
+            size = (m * th + t.r - 1, m * tw + t.r - 1)
+            grad_x = F.fold(torch.stack(grad_tiles), size, t.alpha, stride=m)[..., :h, :w]
+        if grad_u is not None:
+            g = t.filter.to(x.dtype).t() @ grad_u.view(a2, k * c)
+            grad_w = g.view(t.r, t.r, k, c).permute(2, 3, 0, 1)
         return grad_x, grad_w
 
 
 class Conv2d(nn.Conv2d):
-    """``nn.Conv2d`` (same parameters, same results up to rounding) that computes wide 3x3
-    stride-1 convolutions over small maps on the CPU with Winograd's minimal filtering,
-    F(4x4, 3x3).
+    """``nn.Conv2d`` (same parameters, same results up to rounding) that computes wide 3x3 and
+    4x4 stride-1 convolutions over mid-sized maps on the CPU with Winograd's minimal filtering,
+    F(4x4, 3x3) and F(3x3, 4x4).
 
-    Why: oneDNN has no Winograd kernel for AVX2 CPUs, and the ResNet generator's residual blocks
-    (3x3, 256 channels, 64x64 maps for 256 px images) are most of CycleGAN's and CUT's FLOPs.
-    Winograd needs 4x fewer multiplications, but its transformed tiles cost memory traffic, so
-    it pays only for wide layers over maps that keep them in cache. Measured on a 2-core AVX2
-    CPU, 256 channels, forward + backward: 1.2-1.6x at 64x64 and 96x96, 0.8-0.9x at 128x128 and
-    256x256; 0.45x at 64 channels (``benchmarks/train_speed.py``). Other layers, CUDA (cuDNN
-    picks its own algorithms), autocast, tracing (ONNX export) and ``torch.compile`` take the
-    stock path. Outputs and gradients agree with the direct sum to about 1e-5 relative.
+    Why: oneDNN has no Winograd kernel for AVX2 CPUs. The ResNet generator's residual blocks
+    (3x3, 256 channels, 64x64 maps for 256 px images) are most of CycleGAN's and CUT's FLOPs,
+    and the 70 px PatchGAN's 4x4 256->512 convolution over 32x32 maps is 37% of a pix2pix step's.
+    Winograd needs 4x (3x3) or 3.5x (4x4, with the cropped edge tiles) fewer multiplications,
+    but transforming the filters and tiles costs memory traffic, so it pays only for wide
+    layers over mid-sized maps (input, padding included, from 32x32 to 100x100). Measured on a
+    2-core AVX2 CPU, one image, forward + backward against the stock kernel: 3x3 with 256
+    channels 0.4x at 16x16, 0.7x at 24x24, 1.0x at 32x32 and 40x40, 1.2-1.6x at 64x64 and
+    96x96, 0.8-0.9x at 128x128 and 256x256, 0.45x at 64 channels; 4x4 256->512 0.6x at 18x18,
+    0.9x at 26x26, 1.0-1.2x at 34x34 (the 70 px PatchGAN's at 256 px), 1.6-1.9x at 42x42 to
+    66x66, 1.5x at 98x98, 1.0x at 130x130. Other layers, CUDA (cuDNN picks its own
+    algorithms), autocast, tracing (ONNX export) and ``torch.compile`` take the stock path.
+    Outputs and gradients agree with the direct sum to about 1e-5 relative.
     """
 
     def __init__(
         self,
         *args: object,
         winograd_min_channels: int = WINOGRAD_MIN_CHANNELS,
-        winograd_max_pixels: int = 100 * 100,
         **kwargs: object,
     ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.winograd_min_channels = winograd_min_channels  # 0 always takes the stock path
-        self.winograd_max_pixels = winograd_max_pixels  # of an input map, padding included
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (
-            self.winograd_min_channels > 0
-            and min(self.in_channels, self.out_channels) >= self.winograd_min_channels
-            and eager_cpu_maps(x)
-            and x.dtype == torch.float32
-            and x.shape[-2] * x.shape[-1] <= self.winograd_max_pixels
-            and self.kernel_size == (3, 3)
-            and self.stride == (1, 1)
-            and self.dilation == (1, 1)
-            and self.padding == (0, 0)
-            and self.groups == 1
-            and not torch.is_autocast_enabled("cpu")
-        ):
-            y = WinogradConv3x3.apply(x, self.weight)
+        if self._winograd_fits(x):
+            pad = cast(tuple[int, int], self.padding)[0]
+            y = WinogradConv.apply(F.pad(x, (pad,) * 4) if pad else x, self.weight)
             return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
         return super().forward(x)
+
+    def _winograd_fits(self, x: torch.Tensor) -> bool:
+        """Whether this call takes the Winograd path (see the class docstring)."""
+        r, pad = self.kernel_size[0], self.padding
+        if not (isinstance(pad, tuple) and pad[0] == pad[1] and eager_cpu_maps(x)):
+            return False
+        pixels = (x.shape[-2] + 2 * pad[0]) * (x.shape[-1] + 2 * pad[0])
+        return (
+            self.winograd_min_channels > 0
+            and min(self.in_channels, self.out_channels) >= self.winograd_min_channels
+            and x.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu")
+            and self.kernel_size == (r, r)
+            and r in WINOGRAD
+            and WINOGRAD_MIN_PIXELS <= pixels <= WINOGRAD_MAX_PIXELS
+            and self.padding_mode == "zeros"
+            and self.stride == (1, 1)
+            and self.dilation == (1, 1)
+            and self.groups == 1
+        )
 
 
 M = TypeVar("M", bound=nn.Module)

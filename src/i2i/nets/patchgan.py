@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from i2i.config import Norm
-from i2i.nets.layers import conv_bias, norm_layer
+from i2i.nets.layers import Conv2d, conv_bias, norm_layer
 
 
 def receptive_field(net: nn.Module) -> int:
@@ -41,7 +41,7 @@ class PatchDiscriminator(nn.Module):
             prev, width = width, ndf * min(2**n, 8)
             stride = 2 if n < n_layers else 1  # the last widening conv keeps the resolution
             layers += [
-                nn.Conv2d(prev, width, 4, stride, 1, bias=bias),
+                Conv2d(prev, width, 4, stride, 1, bias=bias),  # Winograd on the CPU at stride 1
                 make_norm(width),
                 nn.LeakyReLU(0.2, True),
             ]
