@@ -255,19 +255,20 @@ class Conv2d(nn.Conv2d):
         self.winograd_min_channels = winograd_min_channels  # 0 always takes the stock path
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._winograd_fits(x):
-            pad = cast(tuple[int, int], self.padding)[0]
+        pad = self._winograd_padding(x)
+        if pad is not None:
             y = WinogradConv.apply(F.pad(x, (pad,) * 4) if pad else x, self.weight)
             return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
         return super().forward(x)
 
-    def _winograd_fits(self, x: torch.Tensor) -> bool:
-        """Whether this call takes the Winograd path (see the class docstring)."""
+    def _winograd_padding(self, x: torch.Tensor) -> int | None:
+        """The zero padding on each side when this call takes the Winograd path (see the class
+        docstring); None when it takes the stock one."""
         r, pad = self.kernel_size[0], self.padding
         if not (isinstance(pad, tuple) and pad[0] == pad[1] and eager_cpu_maps(x)):
-            return False
+            return None
         pixels = (x.shape[-2] + 2 * pad[0]) * (x.shape[-1] + 2 * pad[0])
-        return (
+        fits = (
             self.winograd_min_channels > 0
             and min(self.in_channels, self.out_channels) >= self.winograd_min_channels
             and x.dtype == torch.float32
@@ -280,6 +281,7 @@ class Conv2d(nn.Conv2d):
             and self.dilation == (1, 1)
             and self.groups == 1
         )
+        return pad[0] if fits else None
 
 
 M = TypeVar("M", bound=nn.Module)
