@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from i2i.config import Norm
-from i2i.nets.layers import ConvTranspose2d, conv_bias, norm_layer
+from i2i.nets.layers import Conv2d, ConvTranspose2d, conv_bias, norm_layer
 
 
 class UNetGenerator(nn.Module):
@@ -40,7 +40,7 @@ class UNetGenerator(nn.Module):
             if i > 0:
                 layers.append(nn.LeakyReLU(0.2, inplace=False))
             c_in = in_channels if i == 0 else widths[i - 1]
-            layers.append(nn.Conv2d(c_in, width, 4, 2, 1, bias=bias or i == 0))
+            layers.append(Conv2d(c_in, width, 4, 2, 1, bias=bias or i == 0))
             if 0 < i < num_downs - 1:  # no norm on the input level nor the 1x1 bottleneck
                 layers.append(make_norm(width))
             self.down.append(nn.Sequential(*layers))
