@@ -265,32 +265,37 @@ class Conv2d(nn.Conv2d):
         self.matmul_max_rows, self.winograd_min_channels = matmul_max_rows, winograd_min_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out_size = self._matmul_output_size(x)
-        if out_size is not None:
-            return self._matmul_forward(x, *out_size)
-        pad = self._winograd_padding(x)
-        if pad is not None:
-            y = WinogradConv.apply(F.pad(x, (pad,) * 4) if pad else x, self.weight)
-            return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+        if self._plain_on_cpu(x):
+            out_size = self._matmul_output_size(x)
+            if out_size is not None:
+                return self._matmul_forward(x, *out_size)
+            pad = self._winograd_padding(x)
+            if pad is not None:
+                y = WinogradConv.apply(F.pad(x, (pad,) * 4) if pad else x, self.weight)
+                return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
         return super().forward(x)
 
-    def _matmul_output_size(self, x: torch.Tensor) -> tuple[int, int] | None:
-        """The output's height and width when this call takes the matmul path (see the class
-        docstring); None when it does not."""
-        if not (
+    def _plain_on_cpu(self, x: torch.Tensor) -> bool:
+        """What both CPU paths need: eager CPU maps, zero padding given in pixels, no dilation,
+        no groups."""
+        return (
             eager_cpu_maps(x)
             and isinstance(self.padding, tuple)
             and self.padding_mode == "zeros"
             and self.dilation == (1, 1)
             and self.groups == 1
-        ):
-            return None
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        )
+
+    def _matmul_output_size(self, x: torch.Tensor) -> tuple[int, int] | None:
+        """The output's height and width when a plain call takes the matmul path (see the class
+        docstring); None when it does not."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        ph, pw = cast(tuple[int, int], self.padding)
         h, w = (x.shape[-2] + 2 * ph - kh) // sh + 1, (x.shape[-1] + 2 * pw - kw) // sw + 1
         return (h, w) if x.shape[0] * h * w <= self.matmul_max_rows else None
 
     def _matmul_forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        n, padding = x.shape[0], cast(tuple[int, int], self.padding)  # a tuple on this path
+        n, padding = x.shape[0], cast(tuple[int, int], self.padding)
         cols = F.unfold(x, self.kernel_size, padding=padding, stride=self.stride)
         # one contiguous row per output pixel, the weight on the right: on thin products MKL
         # is 3-10x slower with the weight on the left or a transposed pixel matrix, and
@@ -303,11 +308,9 @@ class Conv2d(nn.Conv2d):
         return y if x.is_contiguous(memory_format=torch.channels_last) else y.contiguous()
 
     def _winograd_padding(self, x: torch.Tensor) -> int | None:
-        """The zero padding on each side when this call takes the Winograd path (see the class
-        docstring); None when it takes the stock one."""
-        r, pad = self.kernel_size[0], self.padding
-        if not (isinstance(pad, tuple) and pad[0] == pad[1] and eager_cpu_maps(x)):
-            return None
+        """The zero padding on each side when a plain call takes the Winograd path (see the
+        class docstring); None when it takes the stock one."""
+        r, pad = self.kernel_size[0], cast(tuple[int, int], self.padding)
         pixels = (x.shape[-2] + 2 * pad[0]) * (x.shape[-1] + 2 * pad[0])
         fits = (
             self.winograd_min_channels > 0
@@ -316,11 +319,9 @@ class Conv2d(nn.Conv2d):
             and not torch.is_autocast_enabled("cpu")
             and self.kernel_size == (r, r)
             and r in WINOGRAD
+            and pad[0] == pad[1]
             and WINOGRAD_MIN_PIXELS <= pixels <= WINOGRAD_MAX_PIXELS
-            and self.padding_mode == "zeros"
             and self.stride == (1, 1)
-            and self.dilation == (1, 1)
-            and self.groups == 1
         )
         return pad[0] if fits else None
 
