@@ -32,10 +32,11 @@ from PIL import Image
 from safetensors.torch import load_file
 from untrained import untrained_checkpoint
 
+from i2i.config import GeneratorKind
 from i2i.infer.translator import Translator, fastest_backend
 from i2i.train.accel import pick_device
 
-GENERATORS = ["unet_256", "resnet_9blocks"]
+GENERATORS: list[GeneratorKind] = ["unet_256", "resnet_9blocks"]
 SIZES = [256, 1024]
 
 
@@ -62,8 +63,9 @@ def folder_inputs(data: str, out: Path, n: int) -> Path:
     files = sorted(Path(data, "val").glob("*.jpg"))[:n] if Path(data, "val").is_dir() else []
     for i in range(n):
         if files:
-            im = Image.open(files[i % len(files)])
-            im = im.crop((0, 0, im.width // 2, im.height)).resize((256, 256), Image.BICUBIC)
+            pair = Image.open(files[i % len(files)])
+            im = pair.crop((0, 0, pair.width // 2, pair.height))
+            im = im.resize((256, 256), Image.Resampling.BICUBIC)
         else:
             im = Image.fromarray(np.random.default_rng(i).integers(0, 255, (256, 256, 3), np.uint8))
         im.save(out / f"{i:04d}.jpg", quality=95)
@@ -130,9 +132,9 @@ def main() -> None:
                     row = {"generator": gen, "size": size, "backend": backend, **row}
                     result["forward"].append(row)
                     print(table([row], list(row)), flush=True)
-        ckpt = untrained_checkpoint(Path(tmp, "folder"), "unet_256")
+        folder_ckpt = untrained_checkpoint(Path(tmp, "folder"), "unet_256")
         inputs = folder_inputs(args.data, Path(tmp, "inputs"), args.images)
-        result["folder"] = folder_rows(ckpt, inputs, Path(tmp), args.rounds)
+        result["folder"] = folder_rows(folder_ckpt, inputs, Path(tmp), args.rounds)
     if result["forward"]:
         print("\n" + table(result["forward"], list(result["forward"][0])))
     print("\nunet_256, 256x256 photos, folder in, PNG files out, whole commands:")

@@ -6,17 +6,15 @@ from pathlib import Path
 
 import torch
 
-from i2i.config import DataConfig, GeneratorConfig, Pix2PixConfig, RunConfig
+from i2i.config import DataConfig, GeneratorConfig, GeneratorKind, Pix2PixConfig, RunConfig
 from i2i.models import Pix2Pix
 from i2i.train.checkpoint import save_checkpoint
 from i2i.train.loop import describe
 
 
-def untrained_checkpoint(out: Path, generator: str = "unet_256", ngf: int = 64) -> Path:
+def untrained_checkpoint(out: Path, generator: GeneratorKind = "unet_256", ngf: int = 64) -> Path:
     torch.manual_seed(0)
-    cfg = RunConfig(
-        data=DataConfig(crop_size=256),
-        model=Pix2PixConfig(generator=GeneratorConfig(kind=generator, ngf=ngf)),  # type: ignore[arg-type]
-    )
-    model = Pix2Pix(cfg.model)  # type: ignore[arg-type]
+    model_cfg = Pix2PixConfig(generator=GeneratorConfig(kind=generator, ngf=ngf))
+    cfg = RunConfig(data=DataConfig(crop_size=256), model=model_cfg)
+    model = Pix2Pix(model_cfg)
     return save_checkpoint(out, "step_00000000", model.state_dict(), describe(model, cfg, 0))

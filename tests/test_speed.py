@@ -147,12 +147,14 @@ def test_small_convolutions_match_the_stock_ones(kernel, stride, size, matmul):
 
 @pytest.mark.parametrize("kernel", [3, 4])
 @pytest.mark.parametrize("size", [(4, 4), (7, 6), (13, 10)])
-def test_winograd_backward_matches_finite_differences(kernel, size):
+@pytest.mark.parametrize("wanted", ["both", "input", "weight"])
+def test_winograd_backward_matches_finite_differences(kernel, size, wanted):
     """Output sides 1 to 11, most not a multiple of the tile (4x4 for 3x3 kernels, 3x3 for
-    4x4 ones): the edge tiles are cropped."""
+    4x4 ones): the edge tiles are cropped. ``wanted``: the gradients asked for, as by a
+    critic judging the generator's output (input only) or a first layer (weight only)."""
     torch.manual_seed(0)
-    x = torch.randn(2, 3, *size, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(4, 3, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 3, *size, dtype=torch.float64, requires_grad=wanted != "weight")
+    w = torch.randn(4, 3, kernel, kernel, dtype=torch.float64, requires_grad=wanted != "input")
     torch.testing.assert_close(WinogradConv.apply(x, w), F.conv2d(x, w))
     assert torch.autograd.gradcheck(WinogradConv.apply, (x, w))
 

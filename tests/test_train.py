@@ -160,7 +160,12 @@ def test_a_half_written_checkpoint_from_a_kill_is_ignored(tmp_path):
     assert sorted(p.name for p in root.glob("step_*")) == ["step_00000003"]
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(synth_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("log_every", [1, 100])
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
+    synth_dir, tmp_path, monkeypatch, log_every
+):
+    """Losses are read at logging and saving steps only (reading waits for the device); the
+    NaN of step 5 must still be named, and found before step 6's checkpoint is written."""
     real_step = Pix2Pix.training_step
     calls = {"n": 0}
 
@@ -172,7 +177,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(synth_dir, tmp_path, 
         return losses
 
     monkeypatch.setattr(Pix2Pix, "training_step", step_then_nan)
-    cfg = tiny_config(synth_dir, tmp_path / "run", max_steps=10, save_every=2)
+    cfg = tiny_config(synth_dir, tmp_path / "run", max_steps=10, save_every=2, log_every=log_every)
     with pytest.raises(TrainingDiverged, match=r"G_GAN=nan at step 5.*step_00000004.*untouched"):
         train(cfg, progress=False)
     ckpt = resolve_checkpoint(tmp_path / "run")

@@ -204,20 +204,25 @@ class WinogradConv(torch.autograd.Function):
         (_, c, h, w), k, m, a2 = x.shape, weight.shape[0], t.m, t.alpha**2
         th, tw = t.tiles(h, w)
         grad = F.pad(grad, (0, m * tw - grad.shape[3], 0, m * th - grad.shape[2]))
-        u, a, b = _filter_transform(weight, t), t.output.to(x.dtype), t.input.to(x.dtype)
+        a, b = t.output.to(x.dtype), t.input.to(x.dtype)
+        # the transformed filter carries the gradient to the input, the transformed input tiles
+        # the one to the weight: each is made only when its gradient is needed (a critic
+        # judging the generator's output needs no weight gradient)
+        u = _filter_transform(weight, t) if ctx.needs_input_grad[0] else None
+        tiles = _input_transforms(x, t) if ctx.needs_input_grad[1] else (None for _ in grad)
         grad_u: torch.Tensor | None = None
         grad_tiles = []
-        for g, v in zip(grad, _input_transforms(x, t), strict=True):
+        for g, v in zip(grad, tiles, strict=True):
             g = g.view(k, th, m, tw, m).permute(2, 4, 0, 1, 3).reshape(m * m, k * th * tw)
             gm = (a.t() @ g).view(a2, k, th * tw)
-            if ctx.needs_input_grad[1]:  # summed over the images, without a zeroed start
+            if v is not None:  # summed over the images, without a zeroed start
                 vt = v.transpose(1, 2)
                 grad_u = torch.bmm(gm, vt) if grad_u is None else grad_u.baddbmm_(gm, vt)
-            if ctx.needs_input_grad[0]:
+            if u is not None:
                 gd = (b.t() @ torch.bmm(u.transpose(1, 2), gm).view(a2, -1)).view(a2, c, -1)
                 grad_tiles.append(gd.transpose(0, 1).reshape(c * a2, th * tw))
         grad_x = grad_w = None
-        if ctx.needs_input_grad[0]:
+        if u is not None:
             size = (m * th + t.r - 1, m * tw + t.r - 1)
             grad_x = F.fold(torch.stack(grad_tiles), size, t.alpha, stride=m)[..., :h, :w]
         if grad_u is not None:

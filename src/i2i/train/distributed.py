@@ -83,13 +83,14 @@ def _average_gradients(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any)
         offset += g.numel()
 
 
-def average_losses(losses: dict[str, torch.Tensor], procs: Processes) -> dict[str, torch.Tensor]:
-    """The whole global batch's losses (each process computed its slice's)."""
+def average(values: torch.Tensor, procs: Processes) -> torch.Tensor:
+    """The mean of ``values`` over the processes: losses of the whole global batch, from each
+    process's slice."""
     if procs.world == 1:
-        return losses
-    stacked = torch.stack([v.float() for v in losses.values()])
-    dist.all_reduce(stacked)
-    return dict(zip(losses, stacked / procs.world, strict=True))
+        return values
+    values = values.clone()
+    dist.all_reduce(values)
+    return values / procs.world
 
 
 def finish(procs: Processes) -> None:

@@ -210,6 +210,12 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
 
     model.train()
     losses: dict[str, float] = {}
+    # Reading a loss waits for the device to finish the step, which stops the host from
+    # queueing the next one; so losses stay on the device until a step that logs, saves or
+    # scores (the same steps in every process), and are checked for NaN before any save.
+    unread: list[dict[str, torch.Tensor]] = []
+    read_every = [cfg.train.log_every, cfg.train.image_every, cfg.train.save_every]
+    read_every += [cfg.train.eval_every] if cfg.train.eval_every else []
     started, steps_done = time.perf_counter(), 0
     bar = tqdm(
         total=total_steps,
@@ -247,19 +253,14 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
             batch = network_range(to_device(batch, device, channels_last))
             with autocast(cfg.train, device):
                 out = model.training_step(batch, opt)
-            out = distributed.average_losses(out, procs)
-            losses = {k: v.item() for k, v in out.items()}
-            bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
-            if bad:
-                raise TrainingDiverged(
-                    f"loss {', '.join(f'{k}={v}' for k, v in bad.items())} at step "
-                    f"{step + 1}: training stopped. The last good checkpoint "
-                    f"({_latest(ckpt_root)}) is untouched; resume from it with a lower "
-                    "learning rate (--lr) or another --gan-mode."
-                )
+            unread.append(out)
             step += 1
             steps_done += 1
             bar.update(1)
+            if step != total_steps and all(step % n for n in read_every):
+                continue
+            losses = read_losses(unread, step, procs, ckpt_root)
+            unread.clear()
             bar.set_postfix_str(
                 f"epoch {epoch + 1}/{total_epochs} "
                 + " ".join(f"{k}={v:.3f}" for k, v in losses.items()),
@@ -295,6 +296,26 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
             monitor.close()
         distributed.finish(procs)
     return TrainResult(run_dir, final, step, elapsed, losses, procs.main)
+
+
+def read_losses(
+    unread: list[dict[str, torch.Tensor]], step: int, procs: distributed.Processes, ckpt_root: Path
+) -> dict[str, float]:
+    """The losses of the steps ``unread`` (the last of them ``step``), averaged over the
+    processes, in one wait for the device. Returns the last step's; raises
+    ``TrainingDiverged`` naming the first step with a NaN or infinite loss."""
+    names = list(unread[0])
+    table = torch.stack([torch.stack([out[k].float() for k in names]) for out in unread])
+    rows = distributed.average(table, procs).tolist()  # steps x losses
+    for i, row in enumerate(rows):
+        bad = [f"{k}={v}" for k, v in zip(names, row, strict=True) if not math.isfinite(v)]
+        if bad:
+            raise TrainingDiverged(
+                f"loss {', '.join(bad)} at step {step - len(rows) + i + 1}: training stopped. "
+                f"The last good checkpoint ({_latest(ckpt_root)}) is untouched; resume from it "
+                "with a lower learning rate (--lr) or another --gan-mode."
+            )
+    return dict(zip(names, rows[-1], strict=True))
 
 
 def describe(model: AnyModel, cfg: RunConfig, step: int) -> dict[str, Any]:
