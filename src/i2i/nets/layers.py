@@ -90,8 +90,15 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         ph, pw = cast(tuple[int, int], self.padding)
         c_out = self.weight.shape[1]
-        # every input pixel scatters a c_out x kh x kw patch; fold sums the overlapping patches
-        patches = self.weight.reshape(c_in, c_out * kh * kw).t() @ x.reshape(b, c_in, h * w)
+        # every input pixel scatters a c_out x kh x kw patch; fold sums the overlapping patches.
+        # The weight is read in its memory order, never copied (a channels_last one is
+        # c_in x kh x kw x c_out in memory: its patches are reordered for fold, a few MiB)
+        x = x.reshape(b, c_in, h * w)
+        if self.weight.is_contiguous():
+            patches = self.weight.reshape(c_in, -1).t() @ x
+        else:
+            patches = self.weight.permute(0, 2, 3, 1).reshape(c_in, -1).t() @ x
+            patches = patches.view(b, kh * kw, c_out, h * w).transpose(1, 2).flatten(1, 2)
         size = ((h - 1) * sh - 2 * ph + kh, (w - 1) * sw - 2 * pw + kw)
         y = F.fold(patches, size, (kh, kw), padding=(ph, pw), stride=(sh, sw))
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
@@ -304,9 +311,16 @@ class Conv2d(nn.Conv2d):
         cols = F.unfold(x, self.kernel_size, padding=padding, stride=self.stride)
         # one contiguous row per output pixel, the weight on the right: on thin products MKL
         # is 3-10x slower with the weight on the left or a transposed pixel matrix, and
-        # autograd's backward products keep the orientation of the forward one
-        rows = cols.transpose(1, 2).reshape(n * h * w, -1).contiguous()
-        weight = self.weight.reshape(self.out_channels, -1).t()
+        # autograd's backward products keep the orientation of the forward one. Each row
+        # lists its patch in the weight's memory order, so the weight is never copied
+        # (c_in x kh x kw, or kh x kw x c_in for a channels_last weight).
+        if self.weight.is_contiguous():
+            rows, weight = cols.transpose(1, 2), self.weight.flatten(1)
+        else:
+            rows = cols.view(n, self.in_channels, -1, h * w).permute(0, 3, 2, 1)
+            weight = self.weight.permute(0, 2, 3, 1).flatten(1)
+        rows = rows.reshape(n * h * w, -1).contiguous()
+        weight = weight.t()
         y = rows @ weight if self.bias is None else torch.addmm(self.bias, rows, weight)
         y = y.view(n, h, w, -1).permute(0, 3, 1, 2)  # channels_last strides
         # in the input's memory format, as the stock kernel's output
