@@ -232,9 +232,8 @@ class WinogradConv(torch.autograd.Function):
         if u is not None:
             size = (m * th + t.r - 1, m * tw + t.r - 1)
             grad_x = F.fold(torch.stack(grad_tiles), size, t.alpha, stride=m)[..., :h, :w]
-        if grad_u is not None:
-            g = t.filter.to(x.dtype).t() @ grad_u.view(a2, k * c)
-            grad_w = g.view(t.r, t.r, k, c).permute(2, 3, 0, 1)
+        if grad_u is not None:  # G^T (.) G, in the weight's own layout (no copy to make it so)
+            grad_w = (grad_u.view(a2, k * c).t() @ t.filter.to(x.dtype)).view(k, c, t.r, t.r)
         return grad_x, grad_w
 
 
