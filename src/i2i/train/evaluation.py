@@ -33,7 +33,6 @@ class TrainingEvaluator:
                 f"{cfg.data.val_split}B/ with matching file names)"
             )
         self.cfg = cfg
-        self.every = cfg.train.eval_every or 1
         self.device = device
         self.dataset = PairedDataset(cfg.data, cfg.data.val_split, train=False)
         self.count = min(cfg.train.eval_limit or len(self.dataset), len(self.dataset))

@@ -210,12 +210,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
 
     model.train()
     losses: dict[str, float] = {}
-    # Reading a loss waits for the device to finish the step, which stops the host from
-    # queueing the next one; so losses stay on the device until a step that logs, saves or
-    # scores (the same steps in every process), and are checked for NaN before any save.
-    unread: list[dict[str, torch.Tensor]] = []
-    read_every = [cfg.train.log_every, cfg.train.image_every, cfg.train.save_every]
-    read_every += [cfg.train.eval_every] if cfg.train.eval_every else []
+    unread: list[dict[str, torch.Tensor]] = []  # losses of the steps since the last read
     started, steps_done = time.perf_counter(), 0
     bar = tqdm(
         total=total_steps,
@@ -257,7 +252,17 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
             step += 1
             steps_done += 1
             bar.update(1)
-            if step != total_steps and all(step % n for n in read_every):
+            last = step == total_steps
+            logs = step % cfg.train.log_every == 0 or last
+            draws = step % cfg.train.image_every == 0
+            eval_every = cfg.train.eval_every
+            scores = eval_every is not None and (step % eval_every == 0 or last)
+            saves = step % cfg.train.save_every == 0
+            # Reading a loss waits for the device to finish the step, which stops the host from
+            # queueing the next one; so losses stay on the device until a step that logs,
+            # draws, scores or saves (the same steps in every process), and are checked for
+            # NaN before any save.
+            if not (logs or draws or scores or saves):
                 continue
             losses = read_losses(unread, step, procs, ckpt_root)
             unread.clear()
@@ -266,7 +271,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
                 + " ".join(f"{k}={v:.3f}" for k, v in losses.items()),
                 refresh=False,
             )
-            if monitor and (step % cfg.train.log_every == 0 or step == total_steps):
+            if monitor and logs:
                 rate = steps_done * bs / (time.perf_counter() - started)
                 monitor.scalars(step, {**losses, "lr": lr, "images_per_s": rate * procs.world})
                 log.info(
@@ -275,11 +280,11 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
                     epoch + 1,
                     " ".join(f"{k}={v:.4f}" for k, v in losses.items()),
                 )
-            if step % cfg.train.image_every == 0:
+            if draws:
                 samples()
-            if evaluator and (step % evaluator.every == 0 or step == total_steps):
+            if evaluator and scores:
                 evaluate()
-            if step % cfg.train.save_every == 0:
+            if saves:
                 checkpoint()
                 last_saved = step
         final = checkpoint() if last_saved != step else ckpt_root / f"step_{step:08d}"
