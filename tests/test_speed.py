@@ -1,6 +1,7 @@
 """The speed-ups change nothing that is learned: the image cache, 8-bit batches, loader workers,
 channels_last, the matmul path of small transposed convolutions, Winograd 3x3 and 4x4
-convolutions, and data-parallel training over two processes."""
+convolutions, the instance norm that torch.compile fuses, and data-parallel training over two
+processes."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from i2i.data.paired import PairedDataset
 from i2i.data.transforms import network_range
 from i2i.models import CycleGAN, Pix2Pix
 from i2i.nets import layers
-from i2i.nets.layers import Conv2d, ConvTranspose2d, WinogradConv
+from i2i.nets.layers import Conv2d, ConvTranspose2d, InstanceNorm2d, WinogradConv
 from i2i.train.loop import train
 from i2i.train.monitor import read_metrics
 
@@ -217,6 +218,31 @@ def test_winograd_keeps_the_losses(monkeypatch, kind):
     assert calls > 0
     monkeypatch.setattr(layers.WinogradConv, "apply", lambda x, w: F.conv2d(x, w))
     assert_same_losses(fast, run(), tol=1e-4)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+def test_compiled_instance_norm_matches_the_stock_one(monkeypatch, layout, dtype, tol):
+    """What InstanceNorm2d computes under torch.compile (moments over H and W) gives the stock
+    op's output and input gradient, in both layouts and in bfloat16, and keeps the layout."""
+    torch.manual_seed(0)
+    x = (torch.randn(2, 8, 12, 12) * 3 + 1).to(dtype).contiguous(memory_format=layout)
+    upstream = torch.randn(2, 8, 12, 12, dtype=dtype)
+    norm = InstanceNorm2d(8)
+
+    def forward_backward(compiling: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: compiling)
+        leaf = x.detach().requires_grad_()
+        out = norm(leaf)
+        out.backward(upstream)
+        assert leaf.grad is not None
+        return out, leaf.grad
+
+    out, grad = forward_backward(True)
+    assert out.dtype == dtype and out.is_contiguous(memory_format=layout)
+    stock_out, stock_grad = forward_backward(False)
+    torch.testing.assert_close(out, stock_out, rtol=tol, atol=tol)
+    torch.testing.assert_close(grad, stock_grad, rtol=tol, atol=tol)
 
 
 def test_two_processes_train_like_one_with_the_whole_batch(synth_dir, tmp_path):
