@@ -1,4 +1,5 @@
-"""Shared by the benchmarks: the machine's measured peak, timing, memory and result files."""
+"""Shared by the benchmarks: the paper-sized models, the machine's measured peak, timing, memory
+and result files."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from typing import Any
 import torch
 
 import i2i.losses
+from i2i.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from i2i.models import build_model
 from i2i.nets.layers import (
     MATMUL_MAX_PIXELS,
     MATMUL_MAX_ROWS,
@@ -21,6 +24,19 @@ from i2i.nets.layers import (
     Conv2d,
     ConvTranspose2d,
 )
+from i2i.train.accel import accelerate
+
+SIZE = 256  # image side of the training benchmarks, as in the papers
+
+
+def build(model: ModelConfig, device: torch.device, train: TrainConfig) -> Any:
+    """The model of ``model`` for 256 px images, seeded, on ``device``, with ``train``'s layout
+    and compilation applied."""
+    torch.manual_seed(0)
+    cfg = RunConfig(data=DataConfig(crop_size=SIZE), model=model, train=train)
+    net = build_model(cfg).to(device)
+    accelerate(net, train)
+    return net
 
 
 def sync(device: torch.device) -> None:

@@ -20,14 +20,12 @@ import time
 from typing import Any
 
 import torch
-from common import machine, peak_memory_mib, sync, table, write_json
+from common import SIZE, build, machine, peak_memory_mib, sync, table, write_json
 from torch.profiler import ProfilerActivity, profile
 
-from i2i.config import DataConfig, RunConfig, TrainConfig, model_config
-from i2i.models import build_model
-from i2i.train.accel import accelerate, autocast, configure_backends, pick_device
+from i2i.config import TrainConfig, model_config
+from i2i.train.accel import autocast, configure_backends, pick_device
 
-SIZE = 256
 FAMILIES = [  # first match wins (fused Triton kernels are named after the ops they fuse)
     ("cuDNN layout conversion", ("nchwToNhwc", "nhwcToNchw")),
     ("Triton fused", ("triton",)),
@@ -92,9 +90,7 @@ def main() -> None:
     train = TrainConfig(
         precision=args.precision, channels_last=args.channels_last, compile=args.compile
     )
-    cfg = RunConfig(data=DataConfig(crop_size=SIZE), model=model_config(args.model), train=train)
-    model = build_model(cfg).to(device)
-    accelerate(model, train)
+    model = build(model_config(args.model), device, train)
     opt = model.make_optimizers(train)
     layout = torch.channels_last if args.channels_last else torch.contiguous_format
     batch = {
@@ -121,15 +117,17 @@ def main() -> None:
     busy = sum(kernels.values())
     by_family: dict[str, float] = {}
     for name, ms in kernels.items():
-        by_family[family(name)] = by_family.get(family(name), 0.0) + ms
+        label = family(name)
+        by_family[label] = by_family.get(label, 0.0) + ms
 
     setting = (
         f"{args.model}, batch {args.batch_size}, {args.precision}"
         f"{', channels_last' if args.channels_last else ''}{', compiled' if args.compile else ''}"
     )
+    peak_mib = peak_memory_mib(device)
     print(
         f"{setting}: {step_s * 1e3:.1f} ms/step, {args.batch_size / step_s:.1f} img/s, "
-        f"warm-up {warmup_s:.0f} s, peak {peak_memory_mib(device):.0f} MiB; "
+        f"warm-up {warmup_s:.0f} s, peak {peak_mib:.0f} MiB; "
         f"{'GPU busy' if device.type == 'cuda' else 'op time, all threads,'} {busy:.1f} ms/step"
     )
     families = [
@@ -145,7 +143,7 @@ def main() -> None:
         "ms/step": step_s * 1e3,
         "img/s": args.batch_size / step_s,
         "warm-up s": warmup_s,
-        "peak MiB": peak_memory_mib(device),
+        "peak MiB": peak_mib,
         "families": families,
         "top": [{"kernel": k, "ms/step": ms} for k, ms in top],
     }

@@ -31,6 +31,8 @@ from typing import Any
 
 import torch
 from common import (
+    SIZE,
+    build,
     machine,
     machine_peak,
     mfu_peak,
@@ -49,14 +51,12 @@ from i2i.config import (
     CycleGANConfig,
     DataConfig,
     Pix2PixConfig,
-    RunConfig,
     TrainConfig,
 )
 from i2i.data.build import Pixels
 from i2i.data.paired import EpochBatchSampler, PairedDataset
 from i2i.data.transforms import network_range
-from i2i.models import build_model
-from i2i.train.accel import accelerate, autocast, configure_backends, pick_device, to_device
+from i2i.train.accel import autocast, configure_backends, pick_device, to_device
 
 # name: (model config factory, batch sizes on the CPU, batch sizes on CUDA, CPU rounds)
 CONFIGS: dict[str, tuple[Any, list[int], list[int], int]] = {
@@ -65,15 +65,6 @@ CONFIGS: dict[str, tuple[Any, list[int], list[int], int]] = {
     "cut resnet_9blocks": (lambda: CUTConfig(kind="cut"), [1], [1, 16], 2),
     "fastcut resnet_9blocks": (lambda: CUTConfig(kind="fastcut"), [1], [1, 16], 2),
 }
-SIZE = 256
-
-
-def build(factory: Any, device: torch.device, train: TrainConfig) -> Any:
-    torch.manual_seed(0)
-    cfg = RunConfig(data=DataConfig(crop_size=SIZE), model=factory(), train=train)
-    model = build_model(cfg).to(device)
-    accelerate(model, train)
-    return model
 
 
 def reference_style(model: torch.nn.Module, train: TrainConfig) -> dict[str, Any]:
@@ -104,7 +95,7 @@ def measure(name: str, bs: int, device_name: str, rounds: int, compiled: bool) -
                 precision="bf16", channels_last=True, compile=True
             )
     for label, train in variants.items():
-        model = build(factory, device, train)
+        model = build(factory(), device, train)
         opt = model.make_optimizers(train)
         data = to_device(batch, device, train.channels_last)
 
@@ -154,7 +145,7 @@ def measure_with_data(data: str, rounds: int, block: int = 10) -> dict[str, Any]
     while it steps, as it does in a real run (its workers stay ahead of the CPU step)."""
     device = torch.device("cpu")
     train = TrainConfig()
-    model = build(Pix2PixConfig, device, train)
+    model = build(Pix2PixConfig(), device, train)
     opt = model.make_optimizers(train)
     ref_opt = reference_style(model, train)
     batches: dict[str, Iterator[dict[str, Any]]] = {}

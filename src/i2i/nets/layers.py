@@ -37,8 +37,8 @@ class InstanceNorm2d(nn.InstanceNorm2d):
 
     Compiled, the stock op becomes ``x.contiguous().view(1, N * C, H, W)`` and a batch norm,
     which copies every channels_last activation to NCHW and back: on an H100 a bf16 CycleGAN
-    step ran at 99 img/s with it and 116 with the moments below. Uncompiled, the stock kernel
-    is the faster one and stays (docs/performance.md, "GPU")."""
+    step ran at 99 img/s with it and 117 with the moments below. Uncompiled, the stock kernel
+    is the faster one and stays (docs/performance.md, "CycleGAN on the H100")."""
 
     def __init__(self, channels: int) -> None:
         super().__init__(channels, affine=False, track_running_stats=False)
