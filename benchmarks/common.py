@@ -24,7 +24,7 @@ from i2i.nets.layers import (
     Conv2d,
     ConvTranspose2d,
 )
-from i2i.train.accel import accelerate
+from i2i.train.accel import accelerate, keep_freed_memory
 
 SIZE = 256  # image side of the training benchmarks, as in the papers
 
@@ -101,8 +101,9 @@ STACKED_CRITIC = i2i.losses.critic_logits
 
 def reference_style_steps(model: torch.nn.Module, on: bool) -> None:
     """Make ``model``'s training steps run as the reference's do (stock convolution kernels, a
-    critic pass each for real and fake), or as i2i's again."""
+    critic pass each for real and fake, glibc's allocator thresholds), or as i2i's again."""
     stock_convolutions(model, on)
+    keep_freed_memory(not on)
     i2i.losses.critic_logits = critic_twice if on else STACKED_CRITIC
 
 

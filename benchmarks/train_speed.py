@@ -8,13 +8,13 @@ in the same run (a 2048 matmul; a conv forward and forward+backward are shown to
 memory (process RSS on the CPU, CUDA max allocated on a GPU). Each configuration runs in its own
 process, so its peak memory is its own.
 
-CPU: "reference-style" steps (a per-tensor Adam loop, stock convolution kernels, and the
-discriminator run separately on the real and the fake batch, as the reference implementation
-runs) alternate with i2i's steps on the same model, so machine noise hits both alike;
-"speedup" is their ratio. CUDA: i2i's fp32 (TF32) steps, then bf16 + channels_last, then, at
-the largest batch only (compiling takes minutes), those plus torch.compile; each variant's MFU
-is a share of the matmul peak in its own arithmetic. The peak is measured at the start and at
-the end of the run, and the better figure kept.
+CPU: "reference-style" steps (a per-tensor Adam loop, stock convolution kernels, the
+discriminator run separately on the real and the fake batch, and glibc's allocator thresholds,
+as the reference implementation runs) alternate with i2i's steps on the same model, so machine
+noise hits both alike; "speedup" is their ratio. CUDA: i2i's fp32 (TF32) steps, then bf16 +
+channels_last, then, at the largest batch only (compiling takes minutes), those plus
+torch.compile; each variant's MFU is a share of the matmul peak in its own arithmetic. The
+peak is measured at the start and at the end of the run, and the better figure kept.
 """
 
 from __future__ import annotations

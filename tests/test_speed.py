@@ -1,11 +1,13 @@
 """The speed-ups change nothing that is learned: the image cache, 8-bit batches, loader workers,
 channels_last, the matmul path of small transposed convolutions, Winograd 3x3 and 4x4
 convolutions, the instance norm that torch.compile fuses, and data-parallel training over two
-processes."""
+processes; and the allocator setting that keeps freed memory does keep it."""
 
 from __future__ import annotations
 
 import os
+import platform
+import resource
 import subprocess
 import sys
 from dataclasses import replace
@@ -30,6 +32,7 @@ from i2i.data.transforms import network_range
 from i2i.models import CycleGAN, Pix2Pix
 from i2i.nets import layers
 from i2i.nets.layers import Conv2d, ConvTranspose2d, InstanceNorm2d, WinogradConv
+from i2i.train.accel import keep_freed_memory
 from i2i.train.loop import train
 from i2i.train.monitor import read_metrics
 
@@ -277,3 +280,27 @@ def test_two_processes_train_like_one_with_the_whole_batch(synth_dir, tmp_path):
     for key in weights:
         torch.testing.assert_close(one[key], two[key], atol=1e-4, rtol=1e-5)
     assert max((half[k] - two[k]).abs().max().item() for k in weights) > 1e-3
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="sets glibc's allocator")
+def test_kept_memory_is_not_faulted_in_again():
+    """With glibc's thresholds, each 48 MiB tensor is mapped afresh and faulted in page by page;
+    with freed memory kept, the next one reuses the last one's pages."""
+
+    def page_faults_of_new_tensors() -> int:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(4):
+            torch.ones(12 * 2**20)  # 48 MiB, written page by page
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    try:
+        assert keep_freed_memory(False)
+        page_faults_of_new_tensors()
+        faults_by_default = page_faults_of_new_tensors()
+        assert keep_freed_memory(True)
+        page_faults_of_new_tensors()  # the heap grows once
+        faults_kept = page_faults_of_new_tensors()
+    finally:
+        keep_freed_memory(True)  # as training sets it
+    assert faults_by_default > 0
+    assert faults_kept * 10 < faults_by_default, (faults_kept, faults_by_default)

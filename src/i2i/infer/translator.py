@@ -333,6 +333,10 @@ def translate_files(
     ``limit`` stops after that many inputs. With ``tile``, each image is translated in
     overlapping tiles (see ``i2i.infer.tiles``), however large. Returns the names written."""
     files = expand_inputs(inputs)[:limit]
+    if translator.backend == "torch" and str(translator.device) == "cpu":
+        from i2i.train.accel import keep_freed_memory
+
+        keep_freed_memory()  # large images' activations are not faulted in afresh each time
     stems = [f.stem for f in files]
     dupes = {s for s in stems if stems.count(s) > 1}
     if dupes:
