@@ -28,7 +28,9 @@ def load(
 ) -> Translator:
     """Load a trained model for translation; ``direction`` (AtoB/BtoA) picks one of a
     CycleGAN's two generators; ``backend`` picks PyTorch or ONNX Runtime. Imports torch only
-    when the PyTorch backend (or an ONNX export not yet cached) needs it."""
+    when the PyTorch backend (or an ONNX export not yet cached) needs it. With PyTorch on the
+    CPU, ``i2i.train.accel.keep_freed_memory()`` makes batches and large images faster; it
+    changes the whole process's allocator, so ``i2i translate`` calls it and this does not."""
     from i2i.infer.translator import Translator
 
     return Translator.load(path, device=device, direction=direction, backend=backend)
