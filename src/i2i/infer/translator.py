@@ -336,7 +336,7 @@ def translate_files(
     if translator.backend == "torch" and str(translator.device) == "cpu":
         from i2i.train.accel import keep_freed_memory
 
-        keep_freed_memory()  # large images' activations are not faulted in afresh each time
+        keep_freed_memory()  # each batch reuses the last one's memory: no fresh page faults
     stems = [f.stem for f in files]
     dupes = {s for s in stems if stems.count(s) > 1}
     if dupes:

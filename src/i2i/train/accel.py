@@ -73,8 +73,13 @@ def keep_freed_memory(keep: bool = True) -> bool:
     libc = ctypes.CDLL(None)  # the process's own C library, already loaded
     # kept: blocks up to 1 GiB come from the heap, which is never trimmed (2 GiB is the most
     # that mallopt's int takes)
-    mmap, trim = (2**30, 2**31 - 1) if keep else (GLIBC_MMAP_CEILING, 2 * GLIBC_MMAP_CEILING)
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap) and libc.mallopt(_M_TRIM_THRESHOLD, trim))
+    mapped_above, trimmed_above = (
+        (2**30, 2**31 - 1) if keep else (GLIBC_MMAP_CEILING, 2 * GLIBC_MMAP_CEILING)
+    )
+    return bool(
+        libc.mallopt(_M_MMAP_THRESHOLD, mapped_above)
+        and libc.mallopt(_M_TRIM_THRESHOLD, trimmed_above)
+    )
 
 
 def loader_workers(requested: int | None, device: torch.device) -> int:
