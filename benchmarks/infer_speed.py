@@ -47,7 +47,7 @@ def forward_rate(
     """Images/s of one backend at one size and batch, in its own process (for its peak
     memory)."""
     device = pick_device(device_name)
-    if backend != "onnxruntime":
+    if backend != "onnxruntime" and device.type == "cpu":
         keep_freed_memory()  # as `i2i translate` runs PyTorch on the CPU
     translator = Translator.load(
         ckpt, device_name, backend="onnxruntime" if backend == "onnxruntime" else "torch"
