@@ -18,6 +18,7 @@ import i2i.losses
 from i2i.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from i2i.models import build_model
 from i2i.nets.layers import (
+    FOLD_MAX_OUT_CHANNELS,
     MATMUL_MAX_PIXELS,
     MATMUL_MAX_ROWS,
     WINOGRAD_MIN_CHANNELS,
@@ -109,12 +110,13 @@ def reference_style_steps(model: torch.nn.Module, on: bool) -> None:
 
 def stock_convolutions(model: torch.nn.Module, stock: bool) -> None:
     """Switch ``model``'s convolutions to the stock kernels, or back to i2i's (matmul for tiny
-    maps, Winograd for wide 3x3 and 4x4 ones)."""
+    maps, product and fold for few output channels, Winograd for wide 3x3 and 4x4 ones)."""
     for module in model.modules():
         if isinstance(module, ConvTranspose2d):
             module.matmul_max_pixels = 0 if stock else MATMUL_MAX_PIXELS
         elif isinstance(module, Conv2d):
             module.matmul_max_rows = 0 if stock else MATMUL_MAX_ROWS
+            module.fold_max_out_channels = 0 if stock else FOLD_MAX_OUT_CHANNELS
             module.winograd_min_channels = 0 if stock else WINOGRAD_MIN_CHANNELS
 
 

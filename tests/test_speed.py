@@ -158,6 +158,21 @@ def test_small_convolutions_match_the_stock_ones(kernel, stride, size, matmul, l
     assert_same_layer(layer, torch.nn.Conv2d(16, 8, kernel, stride, 1), x)
 
 
+@pytest.mark.parametrize(
+    ("c_out", "kernel", "padding", "fold"),
+    [(1, 4, 1, True), (3, 7, 3, True), (3, 4, 0, True), (1, 3, 1, False), (8, 4, 1, False)],
+)  # the PatchGAN's last layer; a 7x7 RGB head; 3x3 kernels and 8 outputs keep the stock kernel
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "nhwc"])
+def test_few_output_channels_match_the_stock_convolution(c_out, kernel, padding, fold, layout):
+    torch.manual_seed(0)
+    layer = Conv2d(128, c_out, kernel, padding=padding).to(memory_format=layout)
+    x = torch.randn(2, 128, 13, 11).contiguous(memory_format=layout).requires_grad_(True)
+    y = layer(x)
+    assert ("Col2ImBackward0" in graph_ops(y)) == fold
+    assert y.is_contiguous(memory_format=layout)
+    assert_same_layer(layer, torch.nn.Conv2d(128, c_out, kernel, padding=padding), x)
+
+
 @pytest.mark.parametrize("kernel", [3, 4])
 @pytest.mark.parametrize("size", [(4, 4), (7, 6), (13, 10)])
 @pytest.mark.parametrize("wanted", ["both", "input", "weight"])

@@ -45,7 +45,8 @@ class PatchDiscriminator(nn.Module):
                 make_norm(width),
                 nn.LeakyReLU(0.2, True),
             ]
-        layers.append(nn.Conv2d(width, 1, 4, 1, 1))  # one real/fake logit per patch
+        # one real/fake logit per patch (a product and fold on the CPU: one output channel)
+        layers.append(Conv2d(width, 1, 4, 1, 1))
         self.model = nn.Sequential(*layers)
         self.n_layers = n_layers
         self.receptive_field = receptive_field(self.model)
