@@ -111,26 +111,35 @@ class ConvTranspose2d(nn.ConvTranspose2d):
             and self.dilation == (1, 1)
             and self.output_padding == (0, 0)
         ):
-            return self._matmul_forward(x)
+            padding = cast(tuple[int, int], self.padding)
+            return transposed_conv_by_fold(x, self.weight, self.stride, padding, self.bias)
         return super().forward(x, output_size)
 
-    def _matmul_forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c_in, h, w = x.shape
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        ph, pw = cast(tuple[int, int], self.padding)
-        c_out = self.weight.shape[1]
-        # every input pixel scatters a c_out x kh x kw patch; fold sums the overlapping patches.
-        # The weight is read in its memory order, never copied (a channels_last one is
-        # c_in x kh x kw x c_out in memory: its patches are reordered for fold, a few MiB)
-        x = x.reshape(b, c_in, h * w)
-        if self.weight.is_contiguous():
-            patches = self.weight.reshape(c_in, -1).t() @ x
-        else:
-            patches = self.weight.permute(0, 2, 3, 1).reshape(c_in, -1).t() @ x
-            patches = patches.view(b, kh * kw, c_out, h * w).transpose(1, 2).flatten(1, 2)
-        size = ((h - 1) * sh - 2 * ph + kh, (w - 1) * sw - 2 * pw + kw)
-        y = F.fold(patches, size, (kh, kw), padding=(ph, pw), stride=(sh, sw))
-        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+def transposed_conv_by_fold(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    bias: torch.Tensor | None,
+) -> torch.Tensor:
+    """``F.conv_transpose2d(x, weight, bias, stride, padding)`` as one product and ``fold``
+    (col2im); ``weight`` is c_in x c_out x kh x kw."""
+    b, c_in, h, w = x.shape
+    c_out, kh, kw = weight.shape[1:]
+    (sh, sw), (ph, pw) = stride, padding
+    # every input pixel scatters a c_out x kh x kw patch; fold sums the overlapping patches.
+    # The weight is read in its memory order, never copied (a channels_last one is
+    # c_in x kh x kw x c_out in memory: its patches are reordered for fold, a few MiB)
+    x = x.reshape(b, c_in, h * w)
+    if weight.is_contiguous():
+        patches = weight.reshape(c_in, -1).t() @ x
+    else:
+        patches = weight.permute(0, 2, 3, 1).reshape(c_in, -1).t() @ x
+        patches = patches.view(b, kh * kw, c_out, h * w).transpose(1, 2).flatten(1, 2)
+    size = ((h - 1) * sh - 2 * ph + kh, (w - 1) * sw - 2 * pw + kw)
+    y = F.fold(patches, size, (kh, kw), padding=(ph, pw), stride=(sh, sw))
+    return y if bias is None else y + bias.view(1, -1, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -382,20 +391,11 @@ class Conv2d(nn.Conv2d):
         )
 
     def _fold_forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c_in, h, w = x.shape
         (kh, kw), (ph, pw) = self.kernel_size, cast(tuple[int, int], self.padding)
-        # a stride-1 convolution is the transposed convolution with the flipped kernel and the
-        # complementary padding: weight rows (c_out, tap), one column per input pixel
-        weight = self.weight.flip((2, 3)).permute(0, 2, 3, 1).reshape(-1, c_in)  # a few KiB
-        contributions = weight @ x.reshape(n, c_in, h * w)
-        y = F.fold(
-            contributions,
-            (h + 2 * ph - kh + 1, w + 2 * pw - kw + 1),
-            (kh, kw),
-            padding=(kh - 1 - ph, kw - 1 - pw),
-        )
-        if self.bias is not None:
-            y = y + self.bias.view(1, -1, 1, 1)
+        # a stride-1 convolution is the transposed convolution with the flipped kernel (c_in
+        # and c_out swapped: a copy of a few KiB) and the complementary padding
+        weight = self.weight.transpose(0, 1).flip((2, 3)).contiguous()
+        y = transposed_conv_by_fold(x, weight, (1, 1), (kh - 1 - ph, kw - 1 - pw), self.bias)
         # in the input's memory format, as the stock kernel's output
         if x.is_contiguous(memory_format=torch.channels_last):
             return y.contiguous(memory_format=torch.channels_last)
