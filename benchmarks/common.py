@@ -16,26 +16,22 @@ import torch
 
 import i2i.losses
 from i2i.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from i2i.device import keep_freed_memory
+from i2i.kernels import use_cpu_kernels
 from i2i.models import build_model
-from i2i.nets.layers import (
-    FOLD_MAX_OUT_CHANNELS,
-    MATMUL_MAX_PIXELS,
-    MATMUL_MAX_ROWS,
-    WINOGRAD_MIN_CHANNELS,
-    Conv2d,
-    ConvTranspose2d,
-)
-from i2i.train.accel import accelerate, keep_freed_memory
+from i2i.train.accel import accelerate
 
 SIZE = 256  # image side of the training benchmarks, as in the papers
 
 
 def build(model: ModelConfig, device: torch.device, train: TrainConfig) -> Any:
-    """The model of ``model`` for 256 px images, seeded, on ``device``, with ``train``'s layout
-    and compilation applied."""
+    """The model of ``model`` for 256 px images, seeded, on ``device``, as ``i2i train`` runs
+    it: the CPU kernels on the CPU, ``train``'s layout and compilation applied."""
     torch.manual_seed(0)
     cfg = RunConfig(data=DataConfig(crop_size=SIZE), model=model, train=train)
     net = build_model(cfg).to(device)
+    if device.type == "cpu":
+        use_cpu_kernels(net)
     accelerate(net, train)
     return net
 
@@ -111,13 +107,7 @@ def reference_style_steps(model: torch.nn.Module, on: bool) -> None:
 def stock_convolutions(model: torch.nn.Module, stock: bool) -> None:
     """Switch ``model``'s convolutions to the stock kernels, or back to i2i's (matmul for tiny
     maps, product and fold for few output channels, Winograd for wide 3x3 and 4x4 ones)."""
-    for module in model.modules():
-        if isinstance(module, ConvTranspose2d):
-            module.matmul_max_pixels = 0 if stock else MATMUL_MAX_PIXELS
-        elif isinstance(module, Conv2d):
-            module.matmul_max_rows = 0 if stock else MATMUL_MAX_ROWS
-            module.fold_max_out_channels = 0 if stock else FOLD_MAX_OUT_CHANNELS
-            module.winograd_min_channels = 0 if stock else WINOGRAD_MIN_CHANNELS
+    use_cpu_kernels(model, on=not stock)
 
 
 def peak_memory_mib(device: torch.device) -> float:

@@ -34,8 +34,8 @@ from safetensors.torch import load_file
 from untrained import untrained_checkpoint
 
 from i2i.config import GeneratorKind
+from i2i.device import keep_freed_memory, pick_device
 from i2i.infer.translator import Translator, fastest_backend
-from i2i.train.accel import keep_freed_memory, pick_device
 
 GENERATORS: list[GeneratorKind] = ["unet_256", "resnet_9blocks"]
 SHAPES = [(256, 1), (256, 8), (1024, 1)]  # image side, batch

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torchvision.utils import save_image
 
 import i2i
-from i2i.config import DataConfig, from_dict
 from i2i.data.paired import PairedDataset
+from i2i.infer.grid import sample_grid
 from i2i.metrics.evaluate import evaluate_translator
 from i2i.metrics.paired import pixel_accuracy, rmse, to_uint8
-from i2i.train.checkpoint import read_description, resolve_checkpoint
-from i2i.train.monitor import sample_grid
+from i2i.runs.checkpoint import read_card, resolve_checkpoint
 
 
 def main() -> None:
@@ -32,8 +32,7 @@ def main() -> None:
     parser.add_argument("--grid", type=Path, default=None, help="write a val grid PNG here")
     args = parser.parse_args()  # --data: paired (val/) or unpaired (valA/ + valB/) maps
 
-    desc = read_description(resolve_checkpoint(args.run))  # a run or one checkpoint
-    cfg = from_dict(DataConfig, desc["config"]["data"])
+    cfg = read_card(resolve_checkpoint(args.run)).run_config().data  # a run or one checkpoint
     cfg.root = str(args.data)
     val = PairedDataset(cfg, "val", train=False)
     model = i2i.load(args.run)
@@ -62,8 +61,6 @@ def main() -> None:
         with torch.no_grad():
             outputs = model.translate_tensor(inputs).cpu()
         grid = sample_grid([inputs, outputs, torch.stack([it["B"] for it in items])])
-        from torchvision.utils import save_image
-
         save_image(grid, args.grid)
         print(f"grid (input | output | target): {args.grid}")
 

@@ -24,7 +24,9 @@ from common import SIZE, build, machine, peak_memory_mib, sync, table, write_jso
 from torch.profiler import ProfilerActivity, profile
 
 from i2i.config import TrainConfig, model_config
-from i2i.train.accel import autocast, configure_backends, pick_device
+from i2i.device import configure_backends, pick_device
+from i2i.train.accel import autocast
+from i2i.train.step import Updater, make_optimizers
 
 FAMILIES = [  # first match wins (fused Triton kernels are named after the ops they fuse)
     ("cuDNN layout conversion", ("nchwToNhwc", "nhwcToNchw")),
@@ -91,7 +93,7 @@ def main() -> None:
         precision=args.precision, channels_last=args.channels_last, compile=args.compile
     )
     model = build(model_config(args.model), device, train)
-    opt = model.make_optimizers(train)
+    opt = Updater(make_optimizers(model, train), train, device)
     layout = torch.channels_last if args.channels_last else torch.contiguous_format
     batch = {
         k: (torch.rand(args.batch_size, 3, SIZE, SIZE, device=device) * 2 - 1).contiguous(

@@ -34,8 +34,9 @@ from common import machine, table, write_json
 import i2i
 from i2i.config import DataConfig, Pix2PixConfig, RunConfig, TrainConfig
 from i2i.data.paired import PairedDataset
+from i2i.device import pick_device
 from i2i.metrics.evaluate import evaluate_translator
-from i2i.train.accel import loader_workers, pick_device
+from i2i.train.accel import loader_workers
 from i2i.train.loop import train
 from i2i.train.monitor import read_metrics
 

@@ -56,7 +56,9 @@ from i2i.config import (
 from i2i.data.build import Pixels
 from i2i.data.paired import EpochBatchSampler, PairedDataset
 from i2i.data.transforms import network_range
-from i2i.train.accel import autocast, configure_backends, pick_device, to_device
+from i2i.device import configure_backends, pick_device
+from i2i.train.accel import autocast, to_device
+from i2i.train.step import Updater, make_optimizers
 
 # name: (model config factory, batch sizes on the CPU, batch sizes on CUDA, CPU rounds)
 CONFIGS: dict[str, tuple[Any, list[int], list[int], int]] = {
@@ -67,16 +69,17 @@ CONFIGS: dict[str, tuple[Any, list[int], list[int], int]] = {
 }
 
 
-def reference_style(model: torch.nn.Module, train: TrainConfig) -> dict[str, Any]:
+def reference_style(model: Any, train: TrainConfig, device: torch.device) -> Updater:
     """Per-tensor Adam loops, stock convolutions and two critic passes, on ``model``'s
     networks."""
     reference_style_steps(model, True)
-    return {
+    optimizers = {
         name: torch.optim.Adam(
             opt.param_groups[0]["params"], lr=train.lr, betas=(0.5, 0.999), foreach=False
         )
-        for name, opt in model.make_optimizers(train).items()  # type: ignore[operator]
+        for name, opt in make_optimizers(model, train).items()
     }
+    return Updater(dict(optimizers), train, device)
 
 
 def measure(name: str, bs: int, device_name: str, rounds: int, compiled: bool) -> dict[str, Any]:
@@ -96,7 +99,7 @@ def measure(name: str, bs: int, device_name: str, rounds: int, compiled: bool) -
             )
     for label, train in variants.items():
         model = build(factory(), device, train)
-        opt = model.make_optimizers(train)
+        opt = Updater(make_optimizers(model, train), train, device)
         data = to_device(batch, device, train.channels_last)
 
         def step(m: Any = model, o: Any = opt, d: Any = data, t: TrainConfig = train) -> None:
@@ -119,7 +122,7 @@ def measure(name: str, bs: int, device_name: str, rounds: int, compiled: bool) -
         if label == "i2i":  # before the reference-style optimizers add their state
             row["peak MiB"] = peak_memory_mib(device)
         times: dict[str, list[float]] = {label: []}
-        ref_opt = reference_style(model, train) if device.type == "cpu" else None
+        ref_opt = reference_style(model, train, device) if device.type == "cpu" else None
         if ref_opt is not None:
             times["reference-style"] = []
             step(o=ref_opt)  # warm-up of the stock kernels
@@ -146,8 +149,8 @@ def measure_with_data(data: str, rounds: int, block: int = 10) -> dict[str, Any]
     device = torch.device("cpu")
     train = TrainConfig()
     model = build(Pix2PixConfig(), device, train)
-    opt = model.make_optimizers(train)
-    ref_opt = reference_style(model, train)
+    opt = Updater(make_optimizers(model, train), train, device)
+    ref_opt = reference_style(model, train, device)
     batches: dict[str, Iterator[dict[str, Any]]] = {}
     # 4 workers on fewer cores is the reference's default, kept on purpose
     warnings.filterwarnings("ignore", message="This DataLoader will create")

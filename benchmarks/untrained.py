@@ -7,9 +7,8 @@ from pathlib import Path
 import torch
 
 from i2i.config import DataConfig, GeneratorConfig, GeneratorKind, Pix2PixConfig, RunConfig
-from i2i.models import Pix2Pix
-from i2i.train.checkpoint import save_checkpoint
-from i2i.train.loop import describe
+from i2i.models import Pix2Pix, model_card
+from i2i.runs.checkpoint import save_checkpoint
 
 
 def untrained_checkpoint(out: Path, generator: GeneratorKind = "unet_256", ngf: int = 64) -> Path:
@@ -17,4 +16,4 @@ def untrained_checkpoint(out: Path, generator: GeneratorKind = "unet_256", ngf: 
     model_cfg = Pix2PixConfig(generator=GeneratorConfig(kind=generator, ngf=ngf))
     cfg = RunConfig(data=DataConfig(crop_size=256), model=model_cfg)
     model = Pix2Pix(model_cfg)
-    return save_checkpoint(out, "step_00000000", model.state_dict(), describe(model, cfg, 0))
+    return save_checkpoint(out, "step_00000000", model.state_dict(), model_card(model, cfg, 0))

@@ -23,7 +23,7 @@ from i2i.infer import translator as translator_module
 from i2i.infer.tiles import ramp, tile_starts, translate_tiled
 from i2i.infer.translator import Translator, fastest_backend
 from i2i.nets import build_generator
-from i2i.train.checkpoint import resolve_checkpoint
+from i2i.runs.checkpoint import resolve_checkpoint
 from i2i.train.loop import train
 
 from .conftest import tiny_config

@@ -4,10 +4,12 @@ import torch
 from PIL import Image
 
 import i2i
+from i2i.errors import CheckpointError
 from i2i.infer import translate_files
-from i2i.models import Pix2Pix
-from i2i.train.checkpoint import CheckpointError, save_checkpoint
-from i2i.train.loop import describe
+from i2i.kernels import use_cpu_kernels
+from i2i.models import Pix2Pix, model_card
+from i2i.runs.checkpoint import save_checkpoint
+from i2i.train.step import Updater, make_optimizers
 
 from .conftest import tiny_config
 
@@ -18,15 +20,16 @@ def trained(synth_dir, tmp_path_factory):
     cfg = tiny_config(synth_dir, tmp_path_factory.mktemp("ckpt"))
     torch.manual_seed(0)
     model = Pix2Pix(cfg.model)
-    opt = model.make_optimizers(cfg.train)
+    use_cpu_kernels(model)  # as CPU training and i2i.load run it
+    update = Updater(make_optimizers(model, cfg.train), cfg.train, torch.device("cpu"))
     batch = {"A": torch.rand(2, 3, 32, 32) * 2 - 1, "B": torch.rand(2, 3, 32, 32) * 2 - 1}
     for _ in range(3):
-        model.training_step(batch, opt)
+        model.training_step(batch, update)
     save_checkpoint(
         __import__("pathlib").Path(cfg.train.out) / "checkpoints",
         "step_00000003",
         model.state_dict(),
-        describe(model, cfg, 3),
+        model_card(model, cfg, 3),
     )
     return model.eval(), cfg.train.out
 

@@ -1,7 +1,7 @@
 """The speed-ups change nothing that is learned: the image cache, 8-bit batches, loader workers,
-channels_last, the matmul path of small transposed convolutions, Winograd 3x3 and 4x4
-convolutions, the instance norm that torch.compile fuses, and data-parallel training over two
-processes; and the allocator setting that keeps freed memory does keep it."""
+channels_last, the instance norm that torch.compile fuses, and data-parallel training over two
+processes; and the allocator setting that keeps freed memory does keep it. (The CPU kernels'
+correctness: test_kernels.py.)"""
 
 from __future__ import annotations
 
@@ -15,24 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch.utils.data import default_collate
 
-from i2i.config import (
-    CycleGANConfig,
-    DiscriminatorConfig,
-    GeneratorConfig,
-    Pix2PixConfig,
-    TrainConfig,
-)
 from i2i.data.build import Pixels
 from i2i.data.paired import PairedDataset
 from i2i.data.transforms import network_range
-from i2i.models import CycleGAN, Pix2Pix
-from i2i.nets import layers
-from i2i.nets.layers import Conv2d, ConvTranspose2d, InstanceNorm2d, WinogradConv
-from i2i.train.accel import keep_freed_memory
+from i2i.device import keep_freed_memory
+from i2i.nets.layers import InstanceNorm2d
 from i2i.train.loop import train
 from i2i.train.monitor import read_metrics
 
@@ -106,139 +96,7 @@ def test_speed_settings_keep_the_losses(synth_dir, tmp_path, change, tol):
     )
 
 
-def assert_same_layer(layer: torch.nn.Module, stock: torch.nn.Module, x: torch.Tensor) -> None:
-    """``layer`` (i2i's kernel) and ``stock`` (PyTorch's, same weights) agree on ``x``: outputs
-    and the gradients of input, weight and bias, to 5e-5 of each tensor's largest value (the
-    rounding of sums in another order scales with the terms, not with each result)."""
-    stock.load_state_dict(layer.state_dict())
-    y, y_ref = layer(x), stock(x)
-    g = torch.randn_like(y_ref)
-    grads = torch.autograd.grad(y, [x, layer.weight, layer.bias], g)
-    grads_ref = torch.autograd.grad(y_ref, [x, stock.weight, stock.bias], g)
-    for got, want in zip([y, *grads], [y_ref, *grads_ref], strict=True):
-        torch.testing.assert_close(got, want, atol=5e-5 * want.abs().max().item(), rtol=0)
-
-
-LAYOUTS = [torch.contiguous_format, torch.channels_last]  # of the weights and the input
-
-
-@pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "nhwc"])
-@pytest.mark.parametrize("size", [1, 2, 5, 8])
-def test_small_transposed_convolutions_match_the_stock_ones(size, layout):
-    torch.manual_seed(0)
-    layer = ConvTranspose2d(16, 8, 4, 2, 1).to(memory_format=layout)
-    x = torch.randn(2, 16, size, size).contiguous(memory_format=layout).requires_grad_(True)
-    assert layer(x).shape == (2, 8, 2 * size, 2 * size)
-    assert_same_layer(layer, torch.nn.ConvTranspose2d(16, 8, 4, 2, 1), x)
-
-
-def graph_ops(y: torch.Tensor) -> set[str]:
-    """The names of the autograd nodes that computed ``y``."""
-    names, seen, todo = set(), set(), [y.grad_fn]
-    while todo:
-        node = todo.pop()
-        if node is not None and id(node) not in seen:
-            seen.add(id(node))
-            names.add(type(node).__name__)
-            todo.extend(next_node for next_node, _ in node.next_functions)
-    return names
-
-
-@pytest.mark.parametrize(
-    ("kernel", "stride", "size", "matmul"),
-    [(4, 2, (2, 2), True), (4, 2, (5, 7), True), (4, 2, (16, 16), True), (3, 1, (7, 9), True),
-     (4, 2, (18, 18), False)],  # 2 x 9 x 9 output pixels: over MATMUL_MAX_ROWS
-)  # fmt: skip
-@pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "nhwc"])
-def test_small_convolutions_match_the_stock_ones(kernel, stride, size, matmul, layout):
-    torch.manual_seed(0)
-    layer = Conv2d(16, 8, kernel, stride, 1).to(memory_format=layout)
-    x = torch.randn(2, 16, *size).contiguous(memory_format=layout).requires_grad_(True)
-    assert ("AddmmBackward0" in graph_ops(layer(x))) == matmul
-    assert_same_layer(layer, torch.nn.Conv2d(16, 8, kernel, stride, 1), x)
-
-
-@pytest.mark.parametrize(
-    ("c_out", "kernel", "padding", "fold"),
-    [(1, 4, 1, True), (3, 7, 3, True), (3, 4, 0, True), (1, 3, 1, False), (8, 4, 1, False)],
-)  # the PatchGAN's last layer; a 7x7 RGB head; 3x3 kernels and 8 outputs keep the stock kernel
-@pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "nhwc"])
-def test_few_output_channels_match_the_stock_convolution(c_out, kernel, padding, fold, layout):
-    torch.manual_seed(0)
-    layer = Conv2d(128, c_out, kernel, padding=padding).to(memory_format=layout)
-    x = torch.randn(2, 128, 13, 11).contiguous(memory_format=layout).requires_grad_(True)
-    y = layer(x)
-    assert ("Col2ImBackward0" in graph_ops(y)) == fold
-    assert y.is_contiguous(memory_format=layout)
-    assert_same_layer(layer, torch.nn.Conv2d(128, c_out, kernel, padding=padding), x)
-
-
-@pytest.mark.parametrize("kernel", [3, 4])
-@pytest.mark.parametrize("size", [(4, 4), (7, 6), (13, 10)])
-@pytest.mark.parametrize("wanted", ["both", "input", "weight"])
-def test_winograd_backward_matches_finite_differences(kernel, size, wanted):
-    """Output sides 1 to 11, most not a multiple of the tile (4x4 for 3x3 kernels, 3x3 for
-    4x4 ones): the edge tiles are cropped. ``wanted``: the gradients asked for, as by a
-    critic judging the generator's output (input only) or a first layer (weight only)."""
-    torch.manual_seed(0)
-    x = torch.randn(2, 3, *size, dtype=torch.float64, requires_grad=wanted != "weight")
-    w = torch.randn(4, 3, kernel, kernel, dtype=torch.float64, requires_grad=wanted != "input")
-    torch.testing.assert_close(WinogradConv.apply(x, w), F.conv2d(x, w))
-    assert torch.autograd.gradcheck(WinogradConv.apply, (x, w))
-
-
-@pytest.mark.parametrize(("kernel", "padding"), [(3, 0), (4, 1)])  # ResNet block, PatchGAN
-def test_wide_convolutions_match_the_stock_ones(kernel, padding):
-    torch.manual_seed(0)
-    layer = Conv2d(128, 128, kernel, padding=padding)
-    x = torch.randn(2, 128, 35, 31, requires_grad=True)  # mid-sized: not a multiple of a tile
-    assert "WinogradConvBackward" in str(layer(x).grad_fn.next_functions)  # the fast path
-    assert_same_layer(layer, torch.nn.Conv2d(128, 128, kernel, padding=padding), x)
-
-
-def winograd_test_model(kind: str) -> CycleGAN | Pix2Pix:
-    """Small models with Winograd layers on 32x32 maps: CycleGAN's 128-channel residual blocks
-    (3x3), pix2pix's PatchGAN with a 128->256 stride-1 conv (4x4)."""
-    if kind == "cyclegan":
-        gen = GeneratorConfig(kind="resnet_6blocks", ngf=32, depth=1, norm="none")
-        cfg = CycleGANConfig(generator=gen)
-        cfg.discriminator.ndf, cfg.discriminator.n_layers = 8, 2
-        return CycleGAN(cfg)
-    gen = GeneratorConfig(kind="unet_128", ngf=8, depth=5, norm="none", dropout=0.0)
-    disc = DiscriminatorConfig(ndf=64, n_layers=2, norm="none")
-    return Pix2Pix(Pix2PixConfig(generator=gen, discriminator=disc))
-
-
-@pytest.mark.parametrize("kind", ["cyclegan", "pix2pix"])
-def test_winograd_keeps_the_losses(monkeypatch, kind):
-    """Models whose wide convolutions take the Winograd path train as with the direct
-    convolution: the same losses over 3 steps. Their networks have no norm layers: an instance
-    norm after a conv cancels the conv's bias, whose gradient is then rounding noise that Adam
-    scales to lr-sized steps, so any change of rounding (another CPU's kernels too) would move
-    the losses by about 1e-3 within a few steps."""
-    calls = 0
-    winograd = WinogradConv.apply
-
-    def counted(x, w):
-        nonlocal calls
-        calls += 1
-        return winograd(x, w)
-
-    def run() -> list[dict[str, float]]:
-        torch.manual_seed(0)
-        model = winograd_test_model(kind)
-        opt = model.make_optimizers(TrainConfig())
-        batch = {k: torch.rand(1, 3, 128, 128) * 2 - 1 for k in "AB"}
-        return [{k: v.item() for k, v in model.training_step(batch, opt).items()} for _ in range(3)]
-
-    monkeypatch.setattr(layers.WinogradConv, "apply", counted)
-    fast = run()
-    assert calls > 0
-    monkeypatch.setattr(layers.WinogradConv, "apply", lambda x, w: F.conv2d(x, w))
-    assert_same_losses(fast, run(), tol=1e-4)
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize(("dtype", "tol"), [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
 def test_compiled_instance_norm_matches_the_stock_one(monkeypatch, layout, dtype, tol):
     """What InstanceNorm2d computes under torch.compile (moments over H and W) gives the stock

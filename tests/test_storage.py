@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 import i2i
 from i2i.cli import app
+from i2i.runs.storage import fetch_checkpoint
 from i2i.train.loop import train
-from i2i.train.storage import fetch_checkpoint
 
 from .conftest import tiny_config
 
@@ -94,7 +94,7 @@ def test_serve_loads_a_model_from_s3(s3: str, synth_dir: Path, tmp_path: Path):
 
 
 def test_missing_remote_checkpoint_is_a_clear_error(s3: str):
-    from i2i.train.checkpoint import CheckpointError
+    from i2i.errors import CheckpointError
 
     with pytest.raises(CheckpointError, match="no checkpoint there"):
         i2i.load("s3://i2i-test/nothing/here")

@@ -12,15 +12,21 @@ import yaml
 import i2i
 from i2i.config import RunConfig, to_dict
 from i2i.data.paired import PairedDataset
+from i2i.errors import TrainingDiverged
 from i2i.infer import Translator
 from i2i.metrics.evaluate import evaluate_translator
 from i2i.models import Pix2Pix
+from i2i.runs.card import ModelCard
+from i2i.runs.checkpoint import load_weights, resolve_checkpoint, save_checkpoint
+from i2i.runs.layout import LATEST
 from i2i.train.accel import loader_workers
-from i2i.train.checkpoint import LATEST, load_weights, resolve_checkpoint, save_checkpoint
-from i2i.train.loop import TrainingDiverged, load_run_config, lr_factor, train
+from i2i.train.loop import lr_factor, train
 from i2i.train.monitor import read_metrics
+from i2i.train.options import load_run_config
 
 from .conftest import tiny_config
+
+CARD = ModelCard("pix2pix", {})  # what the atomic-write tests save beside their tensors
 
 
 def test_pix2pix_learns_on_held_out_pairs(synth_dir, tmp_path):
@@ -123,7 +129,7 @@ def test_resume_after_sigkill_continues_the_same_trajectory(synth_dir, tmp_path)
 
 def test_a_failed_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypatch):
     root = tmp_path / "checkpoints"
-    good = save_checkpoint(root, "step_00000001", {"w": torch.ones(3)}, {"format": "x"})
+    good = save_checkpoint(root, "step_00000001", {"w": torch.ones(3)}, CARD)
 
     import safetensors.torch  # save_checkpoint imports save_file from it when it runs
 
@@ -140,7 +146,7 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypatch
             root,
             "step_00000002",
             {"w": torch.zeros(3)},
-            {"format": "x"},
+            CARD,
             trainer_state={"step": 2, "t": torch.zeros(1)},
         )
     assert resolve_checkpoint(root) == good
@@ -151,12 +157,12 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypatch
 
 def test_a_half_written_checkpoint_from_a_kill_is_ignored(tmp_path):
     root = tmp_path / "checkpoints"
-    good = save_checkpoint(root, "step_00000001", {"w": torch.ones(3)}, {"format": "x"})
+    good = save_checkpoint(root, "step_00000001", {"w": torch.ones(3)}, CARD)
     partial = root / ".tmp-step_00000002-deadbeef"  # what SIGKILL mid-write leaves behind
     partial.mkdir()
     (partial / "model.safetensors").write_bytes(b"\x00" * 10)
     assert resolve_checkpoint(root) == good
-    save_checkpoint(root, "step_00000003", {"w": torch.ones(3)}, {"format": "x"}, keep=1)
+    save_checkpoint(root, "step_00000003", {"w": torch.ones(3)}, CARD, keep=1)
     assert sorted(p.name for p in root.glob("step_*")) == ["step_00000003"]
 
 

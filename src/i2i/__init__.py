@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-__version__ = "0.1.0"
+from i2i.version import __version__
 
 if TYPE_CHECKING:
     from i2i.infer.translator import Translator
@@ -29,7 +29,7 @@ def load(
     """Load a trained model for translation; ``direction`` (AtoB/BtoA) picks one of a
     CycleGAN's two generators; ``backend`` picks PyTorch or ONNX Runtime. Imports torch only
     when the PyTorch backend (or an ONNX export not yet cached) needs it. With PyTorch on the
-    CPU, ``i2i.train.accel.keep_freed_memory()`` makes batches and large images faster; it
+    CPU, ``i2i.device.keep_freed_memory()`` makes batches and large images faster; it
     changes the whole process's allocator, so ``i2i translate`` calls it and this does not."""
     from i2i.infer.translator import Translator
 

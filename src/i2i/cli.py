@@ -1,8 +1,14 @@
-"""The ``i2i`` command: parses options and calls the library. No logic of its own."""
+"""The ``i2i`` command: parses options and calls the library. No logic of its own.
+
+Every command shows a user's mistake as one ``error: ...`` line (``i2i.errors.UserError``) and
+imports what it uses when it runs, so that ``i2i translate`` does not load the training loop.
+The options of ``i2i train`` are derived from the config dataclasses (``i2i.flags``).
+"""
 
 from __future__ import annotations
 
 import functools
+import inspect
 import subprocess
 import sys
 from collections.abc import Callable
@@ -10,15 +16,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-import yaml
 
-from i2i.config import ConfigError, RunConfig, from_dict, model_config, set_dotted, to_dict
+from i2i.config import MODEL_CONFIGS, RunConfig
+from i2i.errors import ConfigError, UserError
+from i2i.flags import TRAIN_FLAGS
 from i2i.metrics.names import METRICS
 
 app = typer.Typer(
     help="Image-to-image translation with GANs: train, watch, translate.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "A[i]" stays as written
 )
 data_app = typer.Typer(help="Make and convert datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -26,224 +34,65 @@ app.add_typer(data_app, name="data")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
 def user_errors(fn: F) -> F:
-    """Show errors caused by the user's input as one clear line, without a traceback."""
+    """Show errors caused by the user's input as one clear line, without a traceback: every
+    ``UserError``, and the operating system refusing a path the user gave."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except Exception as exc:
-            # imported here, not before the command runs: the training loop's module brings
-            # torchvision, whose import alone takes seconds that translating does not need
-            from i2i.data.images import BadImageError, DataError
-            from i2i.train.checkpoint import CheckpointError
-            from i2i.train.loop import TrainingDiverged
-
-            user_error = (ConfigError, DataError, BadImageError, CheckpointError,
-                          TrainingDiverged, FileExistsError, FileNotFoundError)  # fmt: skip
-            if not isinstance(exc, user_error):
-                raise
-            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(1) from None
+        except UserError as exc:
+            raise fail(str(exc)) from None
+        except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+            raise fail(f"{exc.filename}: {exc.strerror}") from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", 130) from None
 
     return wrapper  # type: ignore[return-value]
 
 
-# Options of `i2i train`, by the config field each one sets.
-TRAIN_FLAGS = {
-    "data": "data.root",
-    "layout": "data.layout",
-    "direction": "data.direction",
-    "preprocess": "data.preprocess",
-    "load_size": "data.load_size",
-    "crop_size": "data.crop_size",
-    "flip": "data.flip",
-    "input_nc": "data.input_nc",
-    "output_nc": "data.output_nc",
-    "npz_keys": "data.npz_keys",
-    "serial": "data.serial",
-    "skip_bad": "data.skip_bad",
-    "num_workers": "data.num_workers",
-    "cache": "data.cache",
-    "generator": "model.generator.kind",
-    "ngf": "model.generator.ngf",
-    "depth": "model.generator.depth",
-    "skip": "model.generator.skip",
-    "dropout": "model.generator.dropout",
-    "disc": "model.discriminator.kind",
-    "disc_layers": "model.discriminator.n_layers",
-    "ndf": "model.discriminator.ndf",
-    "gan_mode": "model.gan_mode",
-    "recon_loss": "model.recon_loss",
-    "recon_mix": "model.recon_mix",
-    "cycle_loss": "model.cycle_loss",
-    "lambda_identity": "model.lambda_identity",
-    "pool_size": "model.pool_size",
-    "lambda_recon": "model.lambda_recon",
-    "init": "model.init",
-    "out": "train.out",
-    "epochs": "train.epochs",
-    "epochs_decay": "train.epochs_decay",
-    "max_steps": "train.max_steps",
-    "batch_size": "train.batch_size",
-    "lr": "train.lr",
-    "seed": "train.seed",
-    "deterministic": "train.deterministic",
-    "precision": "train.precision",
-    "channels_last": "train.channels_last",
-    "compile_": "train.compile",
-    "device": "train.device",
-    "save_every": "train.save_every",
-    "log_every": "train.log_every",
-    "image_every": "train.image_every",
-    "eval_every": "train.eval_every",
-    "eval_metric": "train.eval_metric",
-    "eval_limit": "train.eval_limit",
-}
-
-
-def parse_set(item: str) -> tuple[str, Any]:
-    """``--set train.lr=1e-4`` -> ("train.lr", 0.0001); values are YAML."""
-    key, eq, raw = item.partition("=")
-    if not eq:
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.lr=1e-4")
-    return key.strip(), yaml.safe_load(raw)
-
-
-def build_config(
-    config_file: Path | None,
-    flags: dict[str, Any],
-    sets: list[str],
-    base: RunConfig | None = None,
-    model: str | None = None,
-) -> RunConfig:
-    """Defaults (or ``base``) <- YAML file <- ``--model`` <- flags <- ``--set`` overrides."""
-    data = to_dict(base or RunConfig())
-    if config_file is not None:
-        if not config_file.is_file():
-            raise ConfigError(f"{config_file}: config file not found")
-        data = to_dict(from_dict(RunConfig, yaml.safe_load(config_file.read_text()) or {}))
-    if model is not None and model != data["model"]["kind"]:
-        data["model"] = to_dict(model_config(model))  # that model's own defaults
-    for name, value in flags.items():
-        if value is not None:
-            set_dotted(data, TRAIN_FLAGS[name], value)
-    for item in sets:
-        set_dotted(data, *parse_set(item))
-    return from_dict(RunConfig, data)
-
-
-@app.command()
-@user_errors
-def train(
-    model: str = typer.Option(None, help="pix2pix | cyclegan | cut | fastcut | dcgan [pix2pix]"),
-    data: str = typer.Option(
-        None,
-        help="Dataset: paired folder or .npz (pix2pix), trainA/ trainB/ (cyclegan, cut), "
-        "IDX file or image folder (dcgan).",
-    ),
-    out: str = typer.Option(None, help="Run folder to write [runs/pix2pix]."),
-    config: Path = typer.Option(None, help="YAML config (see a run's config.yaml)."),
-    resume: str = typer.Option(None, help="Continue the run in this folder (or URL)."),
-    layout: str = typer.Option(None, help="auto | side_by_side | ab_folders | npz"),
-    direction: str = typer.Option(None, help="AtoB | BtoA"),
-    preprocess: str = typer.Option(None, help="resize_and_crop | resize | none"),
-    load_size: int = typer.Option(None, help="Resize before the random crop [286]."),
-    crop_size: int = typer.Option(None, help="Training crop; eval resizes to it [256]."),
-    flip: bool = typer.Option(None, "--flip/--no-flip", help="Random horizontal flip [on]."),
-    input_nc: int = typer.Option(None, help="Input channels, 1 or 3 [3]."),
-    output_nc: int = typer.Option(None, help="Output channels, 1 or 3 [3]."),
-    npz_keys: str = typer.Option(None, help="Source,target array names in a .npz [arr_0,arr_1]."),
-    skip_bad: bool = typer.Option(None, "--skip-bad", help="Skip unreadable images, warn."),
-    serial: bool = typer.Option(None, "--serial", help="Unpaired: A[i] with B[i], not random."),
-    num_workers: int = typer.Option(None, help="Data-loading processes [GPU: 4, CPU: 0]."),
-    cache: bool = typer.Option(
-        None, "--cache/--no-cache", help="Keep decoded, resized images in memory [on]."
-    ),
-    generator: str = typer.Option(None, help="unet_256 | unet_128 | resnet_9blocks | ..."),
-    ngf: int = typer.Option(None, help="Generator width [64]."),
-    depth: int = typer.Option(None, help="U-Net downsamplings / ResNet blocks."),
-    skip: bool = typer.Option(None, "--skip/--no-skip", help="U-Net skips [on]."),
-    dropout: float = typer.Option(None, help="Generator dropout [0.5]."),
-    disc: str = typer.Option(None, help="patch | pixel"),
-    disc_layers: int = typer.Option(None, help="PatchGAN layers: 1=16px 3=70px 5=286px."),
-    ndf: int = typer.Option(None, help="Discriminator width [64]."),
-    norm: str = typer.Option(None, help="instance | batch | none (both networks)."),
-    gan_mode: str = typer.Option(None, help="vanilla | lsgan | hinge | wgan-gp"),
-    recon_loss: str = typer.Option(None, help="l1 | l2 | l1+l2"),
-    recon_mix: float = typer.Option(None, help="L1 weight in l1+l2 [0.5]."),
-    lambda_recon: float = typer.Option(None, help="Reconstruction weight [100]."),
-    cycle_loss: str = typer.Option(None, help="CycleGAN cycle loss: l1 | l2 | l1+l2"),
-    lambda_identity: float = typer.Option(None, help="CycleGAN identity weight [0.5]."),
-    pool_size: int = typer.Option(None, help="CycleGAN history pool [50]."),
-    init: str = typer.Option(None, help="normal | xavier | kaiming | orthogonal"),
-    epochs: int = typer.Option(None, help="Epochs at the initial lr [100]."),
-    epochs_decay: int = typer.Option(None, help="Epochs of linear lr decay [100]."),
-    max_steps: int = typer.Option(None, help="Stop after this many steps."),
-    batch_size: int = typer.Option(None, help="[1]"),
-    lr: float = typer.Option(None, help="Adam learning rate [2e-4]."),
-    seed: int = typer.Option(None, help="[0]"),
-    device: str = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
-    deterministic: bool = typer.Option(
-        None, "--deterministic", help="Bitwise-repeatable GPU runs (a little slower)."
-    ),
-    precision: str = typer.Option(None, help="fp32 | bf16 (autocast; GPUs since Ampere) [fp32]."),
-    channels_last: bool = typer.Option(
-        None, "--channels-last", help="NHWC tensors: faster on tensor-core GPUs."
-    ),
-    compile_: bool = typer.Option(
-        None, "--compile", help="torch.compile the networks (GPU: faster after compiling)."
-    ),
-    devices: int = typer.Option(
-        None, help="Data-parallel processes on this machine (one per GPU), via torchrun."
-    ),
-    save_every: int = typer.Option(None, help="Steps between checkpoints [1000]."),
-    log_every: int = typer.Option(None, help="Steps between logged losses [10]."),
-    image_every: int = typer.Option(None, help="Steps between sample grids [500]."),
-    eval_every: int = typer.Option(None, help="Steps between val-split scores; keeps best."),
-    eval_metric: str = typer.Option(None, help="Metric for --eval-every (see evaluate) [l1]."),
-    eval_limit: int = typer.Option(None, help="Val images per evaluation [100]."),
-    set_: list[str] = typer.Option([], "--set", help="Any option as KEY=VALUE (repeatable)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+def train_command(
+    model: str | None,
+    config: Path | None,
+    resume: str | None,
+    devices: int | None,
+    set_: list[str],
+    progress: bool,
+    **flags: Any,
 ) -> None:
-    """Train a model: pix2pix on paired data, CycleGAN or CUT on unpaired data, DCGAN on images."""
-    from i2i.train.loop import load_run_config
-    from i2i.train.loop import train as run_training
+    """Train a model: pix2pix on paired data, CycleGAN or CUT on unpaired data, DCGAN on images.
+    Every option below sets a field of the run's config (RUN/config.yaml); --set reaches all."""
+    from i2i.train.options import new_config, resume_config
 
     if devices is not None and devices > 1:
-        relaunch_under_torchrun(devices)
-    flags = {k: v for k, v in locals().items() if k in TRAIN_FLAGS}
-    if npz_keys is not None:
-        flags["npz_keys"] = npz_keys.split(",")
-    sets = list(set_)
-    if norm is not None:
-        sets += [f"model.generator.norm={norm}", f"model.discriminator.norm={norm}"]
+        relaunch_under_torchrun(devices, flags.get("batch_size"), resume)
     if resume is not None:
-        changed = [
-            k
-            for k, v in flags.items()
-            if v is not None
-            and not (TRAIN_FLAGS[k].startswith("train.") or k in ("num_workers", "cache"))
-        ]
-        if model is not None:
-            changed.append("model")
-        if config is not None or changed or any(not s.startswith("train.") for s in sets):
+        if config is not None or model is not None:
             raise ConfigError(
                 f"--resume continues {resume} with its own config.yaml; only training-length "
-                f"and logging options (train.*) can change, not {changed or 'the model or data'}"
+                "and logging options (train.*) can change, not --config or --model"
             )
-        cfg = build_config(None, flags, sets, base=load_run_config(resume))
-        cfg.train.out = resume
+        cfg = resume_config(resume, flags, list(set_))
     else:
-        if data is None and config is None:
+        if flags.get("data") is None and config is None:
             raise ConfigError("give the dataset with --data DIR (or a --config file)")
-        cfg = build_config(config, flags, sets, model=model)
+        cfg = new_config(config, model, flags, list(set_))
+    from i2i.train.loop import train as run_training  # torch: only once the options are valid
+
     result = run_training(cfg, resume=resume is not None, progress=progress)
     if not result.main:
         return  # process 0 reports
     run = result.run_dir
+    done = result.step - result.start_step
     typer.echo(f"\ntrained {result.step} steps in {result.seconds:.0f} s; run folder: {run}")
+    if result.start_step:
+        typer.echo(f"  this session: steps {result.start_step + 1}-{result.step} ({done} steps)")
     if "://" in cfg.train.out:
         typer.echo(f"  mirrored to {cfg.train.out} (checkpoints, config, logs, pictures)")
     typer.echo(f"  sample grid: {run / 'samples.png'}")
@@ -258,9 +107,57 @@ def train(
         typer.echo(f"  translate: i2i translate {run} IMAGES_OR_FOLDERS --out translated/")
 
 
-def relaunch_under_torchrun(devices: int) -> None:
+def _train_parameters() -> list[inspect.Parameter]:
+    """``train_command``'s options: its own, then one per config flag (``i2i.flags``)."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+
+    def param(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+        return inspect.Parameter(name, keyword, default=default, annotation=annotation)
+
+    models = f"{' | '.join(MODEL_CONFIGS)} (default: {RunConfig().model.kind})"
+    params = [
+        param("model", str | None, typer.Option(None, help=f"The method: {models}.")),
+        param("config", Path | None, typer.Option(None, help="YAML config (as RUN/config.yaml).")),
+        param("resume", str | None, typer.Option(None, help="Continue the run in this folder.")),
+        param("devices", int | None, typer.Option(
+            None, help="Data-parallel processes on this machine (one per GPU), via torchrun.")),
+        param("set_", list[str], typer.Option(
+            [], "--set", help="Any config option as KEY=VALUE, e.g. train.lr=1e-4 (repeatable).")),
+        param("progress", bool, typer.Option(True, "--progress/--no-progress")),
+    ]  # fmt: skip
+    for flag in TRAIN_FLAGS:
+        if flag.kind is bool:
+            decl = f"{flag.option}/--no-{flag.option[2:]}"
+            params.append(param(flag.name, bool | None, typer.Option(None, decl, help=flag.help)))
+        else:
+            kind = str if flag.kind is list else flag.kind
+            option = typer.Option(None, flag.option, help=flag.help)
+            params.append(param(flag.name, kind | None, option))
+    return params
+
+
+def _train_entry(**options: Any) -> None:
+    own = [options.pop(k) for k in ("model", "config", "resume", "devices", "set_", "progress")]
+    train_command(*own, **options)
+
+
+_train_entry.__signature__ = inspect.Signature(_train_parameters())  # type: ignore[attr-defined]
+_train_entry.__annotations__ = {p.name: p.annotation for p in _train_parameters()}
+_train_entry.__doc__ = train_command.__doc__
+app.command("train")(user_errors(_train_entry))
+
+
+def relaunch_under_torchrun(devices: int, batch_size: int | None, resume: str | None) -> None:
     """Run this same command in ``devices`` processes under torchrun, which sets up and watches
-    them (and stops all if one fails); returns only through its exit status."""
+    them (and stops all if one fails); returns only through its exit status. A batch that
+    cannot be split among them is refused here, before any process starts."""
+    if resume is None:
+        batch = batch_size or 1
+        if batch % devices:
+            raise ConfigError(
+                f"--batch-size {batch} is the global batch and must divide evenly among "
+                f"--devices {devices} processes; use a multiple of {devices}"
+            )
     args, skip = [], False
     for arg in sys.argv[1:]:  # the command line without --devices
         if skip:
@@ -296,8 +193,7 @@ def translate(
 ) -> None:
     """Translate images of any size with a trained model or an exported .onnx file (into a
     folder or a .zip); --tile for images too large for one pass."""
-    import i2i
-    from i2i.infer.translator import BACKENDS, translate_files
+    from i2i.infer.translator import BACKENDS, Translator, translate_files
 
     if input_half not in (None, "left", "right"):
         raise ConfigError(f"--input-half must be left or right, got {input_half!r}")
@@ -305,7 +201,7 @@ def translate(
         raise ConfigError(f"--format must be png or jpg, got {image_format!r}")
     if backend not in BACKENDS:
         raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    translator = i2i.load(checkpoint, device, direction, backend)  # type: ignore[arg-type]
+    translator = Translator.load(checkpoint, device, direction, backend)  # type: ignore[arg-type]
     written = translate_files(
         translator,
         inputs,
@@ -330,9 +226,9 @@ def export(
     direction: str = typer.Option(None, help="AtoB | BtoA (CycleGAN) [the training direction]"),
 ) -> None:
     """Export a translation generator to ONNX (dynamic batch, height and width)."""
-    import i2i
+    from i2i.infer.translator import Translator
 
-    translator = i2i.load(checkpoint, "cpu", direction)
+    translator = Translator.load(checkpoint, "cpu", direction)
     path = translator.export_onnx(onnx)
     size = path.stat().st_size / 2**20
     typer.echo(f"wrote {path} ({size:.1f} MiB); input 'image' Nx{translator.input_channels}xHxW")
@@ -383,7 +279,7 @@ def evaluate(
     """Score a checkpoint on a dataset split (or --fake against --real): paired metrics,
     FID/KID/IS/precision/recall/MiFID. Writes metrics.json and a Markdown table."""
     from i2i.metrics.evaluate import EvalConfig, evaluate_checkpoint, evaluate_folders
-    from i2i.train.checkpoint import resolve_checkpoint
+    from i2i.runs.checkpoint import resolve_checkpoint
 
     cfg = EvalConfig(
         metrics=metrics.split(",") if metrics else None,
@@ -427,6 +323,7 @@ def experiment(
     """Train and evaluate each cell of a grid of config overrides; finished cells are skipped,
     so an interrupted sweep resumes. Writes results.md/.csv, loss curves and a sample grid."""
     from i2i.experiment import load_experiment, run_experiment
+    from i2i.train.options import parse_set
 
     overrides = dict(parse_set(item) for item in set_)
     if data is not None:

@@ -3,60 +3,145 @@
 A run's whole config is written to ``config.yaml`` in its run folder and read back on resume.
 ``from_dict`` checks every key and value, so a typo in a YAML file or a ``--set`` override is an
 error that names the field instead of a silently ignored option.
+
+Each field is declared with :func:`option`: its default, a help text, its checked range and, for
+the options the ``i2i train`` command exposes, the flag's name. The command derives its flags and
+their help (defaults included, per model) from these declarations; nothing is restated by hand.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from i2i.errors import ConfigError
 
 Layout = Literal["auto", "side_by_side", "ab_folders", "npz"]
 Direction = Literal["AtoB", "BtoA"]
-Preprocess = Literal["resize_and_crop", "resize", "none"]
+Preprocess = Literal["resize_and_crop", "crop", "resize", "none"]
 Norm = Literal["instance", "batch", "none"]
 Init = Literal["normal", "xavier", "kaiming", "orthogonal"]
 GanMode = Literal["vanilla", "lsgan", "hinge", "wgan-gp"]
 ReconLoss = Literal["l1", "l2", "l1+l2"]
 GeneratorKind = Literal["unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks"]
 DiscriminatorKind = Literal["patch", "pixel"]
-Precision = Literal["fp32", "bf16"]
+Precision = Literal["fp32", "bf16", "fp16"]
+
+MAX_SIDE = 16384  # px: larger training sizes are typos, not images a GAN trains on
+MAX_WIDTH = 1024  # channels: ngf/ndf beyond this need terabytes
 
 
-class ConfigError(ValueError):
-    """A config value is missing, misspelled or out of range; the message names the field."""
+def option(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    flag: str | None = None,
+    min: float | None = None,
+    max: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    factory: Callable[[], Any] | None = None,
+) -> Any:
+    """A config field: ``default`` (or ``factory``), what it means, its range (``min``/``max``
+    inclusive, ``above``/``below`` exclusive; None and NaN are refused by any bound but None
+    is allowed where the type allows it) and the ``i2i train`` flag that sets it (``--flag``)."""
+    meta = {"help": help, "flag": flag, "range": (min, max, above, below)}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def check_range(value: Any, bounds: tuple[Any, ...], where: str) -> None:
+    """Raise ConfigError naming ``where`` when ``value`` (a number, or each number of a list)
+    is outside ``bounds`` = (min, max, above, below)."""
+    lo, hi, above, below = bounds
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if v is None or isinstance(v, bool) or not isinstance(v, int | float):
+            continue
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{where} must be a finite number, got {v}")
+        if lo is not None and not v >= lo:
+            least = "0 or more" if lo == 0 else f"at least {lo}"
+            raise ConfigError(f"{where} must be {least}, got {v}")
+        if hi is not None and not v <= hi:
+            raise ConfigError(f"{where} must be at most {hi}, got {v}")
+        if above is not None and not v > above:
+            word = "positive" if above == 0 else f"above {above}"
+            raise ConfigError(f"{where} must be {word}, got {v}")
+        if below is not None and not v < below:
+            raise ConfigError(f"{where} must be below {below}, got {v}")
+
+
+class Section:
+    """A config section: checks each field's declared range on construction (the message
+    names ``SECTION.field``), then the section's own rules (:meth:`validate`)."""
+
+    SECTION: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            if "range" in f.metadata:
+                check_range(getattr(self, f.name), f.metadata["range"], self.where(f.name))
+        self.validate()
+
+    def where(self, name: str) -> str:
+        return f"{self.SECTION}.{name}" if self.SECTION else name
+
+    def validate(self) -> None:
+        """Rules between fields; raise ConfigError naming them."""
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Section):
     """Where the pairs come from and how they are preprocessed."""
 
-    root: str = ""  # dataset folder (with train/ val/ ...) or a .npz file
-    layout: Layout = "auto"  # side_by_side: A|B in one image; ab_folders: A/ and B/; npz
-    direction: Direction = "AtoB"
-    preprocess: Preprocess = "resize_and_crop"
-    load_size: int = 286  # resize to this before the random crop (resize_and_crop)
-    crop_size: int = 256  # training crop; eval/test resize straight to it
-    flip: bool = True  # random horizontal flip, the same for both images of a pair
-    input_nc: int = 3
-    output_nc: int = 3
-    npz_keys: list[str] = field(default_factory=lambda: ["arr_0", "arr_1"])
-    train_split: str = "train"
-    val_split: str = "val"
-    skip_bad: bool = False  # skip unreadable files with a warning instead of stopping
-    # data-loading processes; 0 loads in the training process; None: 0 on the CPU (the compute
-    # threads need the cores), up to 4 on a GPU (docs/performance.md: 1.6x images/s on an H100)
-    num_workers: int | None = None
-    cache: bool = True  # keep decoded, resized training images in memory (decode once)
-    serial: bool = False  # unpaired data: pair A[i] with B[i] instead of a random B each epoch
+    SECTION: ClassVar[str] = "data"
 
-    def __post_init__(self) -> None:
+    root: str = option("", "Dataset: a folder (train/ val/ ...), a .npz file, an IDX file.",
+                       flag="data")  # fmt: skip
+    layout: Layout = option("auto", "Paired layout: A|B in one image, A/ + B/ folders, .npz.",
+                            flag="layout")  # fmt: skip
+    direction: Direction = option("AtoB", "Which side is the input.", flag="direction")
+    preprocess: Preprocess = option(
+        "resize_and_crop",
+        "resize_and_crop: resize to load size, random crop; crop: random crop at the image's "
+        "own scale; resize: to crop size; none: own size.",
+        flag="preprocess",
+    )
+    load_size: int = option(286, "Side images are resized to before the random crop (px).",
+                            flag="load_size", min=1, max=MAX_SIDE)  # fmt: skip
+    crop_size: int = option(256, "Training crop side (px); evaluation resizes to it.",
+                            flag="crop_size", min=1, max=MAX_SIDE)  # fmt: skip
+    flip: bool = option(True, "Random horizontal flip, the same for both images of a pair.",
+                        flag="flip")  # fmt: skip
+    input_nc: int = option(3, "Input channels, 1 or 3.", flag="input_nc")
+    output_nc: int = option(3, "Output channels, 1 or 3.", flag="output_nc")
+    npz_keys: list[str] = option(help="Source and target array names in a .npz.",
+                                 flag="npz_keys", factory=lambda: ["arr_0", "arr_1"])  # fmt: skip
+    train_split: str = option("train", "Split folder trained on.")
+    val_split: str = option("val", "Split folder of the sample grids and --eval-every.")
+    skip_bad: bool = option(False, "Skip unreadable images with a warning, instead of stopping.",
+                            flag="skip_bad")  # fmt: skip
+    # None: 0 on the CPU (the compute threads need the cores), up to 4 on a GPU
+    # (docs/performance.md: 1.6x images/s on an H100)
+    num_workers: int | None = option(None, "Data-loading processes; none: 4 per GPU, 0 on a CPU.",
+                                     flag="num_workers", min=0, max=256)  # fmt: skip
+    cache: bool = option(True, "Keep decoded, resized training images in memory.", flag="cache")
+    serial: bool = option(False, "Unpaired data: A[i] with B[i], not a random B.", flag="serial")
+
+    def validate(self) -> None:
         for name in ("input_nc", "output_nc"):
             if getattr(self, name) not in (1, 3):
                 raise ConfigError(f"data.{name} must be 1 or 3, got {getattr(self, name)}")
-        if self.crop_size < 1 or self.load_size < 1:
-            raise ConfigError("data.crop_size and data.load_size must be positive")
         if self.preprocess == "resize_and_crop" and self.crop_size > self.load_size:
             raise ConfigError(
                 f"data.crop_size ({self.crop_size}) is larger than data.load_size "
@@ -64,46 +149,58 @@ class DataConfig:
             )
         if len(self.npz_keys) != 2:
             raise ConfigError(f"data.npz_keys must name two arrays, got {self.npz_keys}")
-        if self.num_workers is not None and self.num_workers < 0:
-            raise ConfigError(f"data.num_workers must be 0 or more, got {self.num_workers}")
 
 
 @dataclass
-class GeneratorConfig:
-    kind: GeneratorKind = "unet_256"
-    ngf: int = 64  # width: channels of the first layer
-    norm: Norm = "instance"
-    dropout: float = 0.5  # U-Net decoder / ResNet block dropout; 0 disables it
-    skip: bool = True  # U-Net skip connections; False is the paper's encoder-decoder ablation
-    depth: int | None = None  # U-Net downsamplings or ResNet blocks; None keeps the kind's own
+class GeneratorConfig(Section):
+    """An image-to-image generator: which architecture (``nets.GENERATORS``), and its size."""
+
+    SECTION: ClassVar[str] = "model.generator"
+
+    kind: GeneratorKind = option("unet_256", "Generator architecture.", flag="generator")
+    ngf: int = option(64, "Generator width: channels of its first layer.", flag="ngf",
+                      min=1, max=MAX_WIDTH)  # fmt: skip
+    norm: Norm = option("instance", "Normalization layers.", flag="norm")
+    dropout: float = option(0.5, "Dropout in the U-Net decoder / ResNet blocks; 0 disables it.",
+                            flag="dropout", min=0, below=1)  # fmt: skip
+    skip: bool = option(True, "U-Net skip connections; off is the paper's encoder-decoder.",
+                        flag="skip")  # fmt: skip
+    depth: int | None = option(None, "U-Net downsamplings or ResNet blocks; none: the kind's own.",
+                               flag="depth", min=1, max=16)  # fmt: skip
 
 
 @dataclass
-class DiscriminatorConfig:
-    kind: DiscriminatorKind = "patch"
-    n_layers: int = 3  # PatchGAN receptive field: 1 -> 16 px, 3 -> 70 px, 5 -> 286 px
-    ndf: int = 64
-    norm: Norm = "instance"
+class DiscriminatorConfig(Section):
+    """A discriminator (``nets.DISCRIMINATORS``) and its size."""
+
+    SECTION: ClassVar[str] = "model.discriminator"
+
+    kind: DiscriminatorKind = option("patch", "Discriminator: PatchGAN or 1x1 PixelGAN.",
+                                     flag="disc")  # fmt: skip
+    n_layers: int = option(3, "PatchGAN layers: 1 -> 16 px field, 3 -> 70 px, 5 -> 286 px.",
+                           flag="disc_layers", min=1, max=8)  # fmt: skip
+    ndf: int = option(64, "Discriminator width.", flag="ndf", min=1, max=MAX_WIDTH)
+    norm: Norm = option("instance", "Normalization layers.", flag="norm")
 
 
 @dataclass
-class Pix2PixConfig:
+class Pix2PixConfig(Section):
     """pix2pix (Isola et al. 2017): conditional GAN + reconstruction loss on paired data."""
 
-    kind: Literal["pix2pix"] = "pix2pix"
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
-    gan_mode: GanMode = "vanilla"
-    recon_loss: ReconLoss = "l1"
-    recon_mix: float = 0.5  # with l1+l2: weight of L1; L2 gets 1 - recon_mix
-    lambda_recon: float = 100.0
-    lambda_gp: float = 10.0  # gradient-penalty weight, used by wgan-gp only
-    init: Init = "normal"
-    init_gain: float = 0.02
+    SECTION: ClassVar[str] = "model"
 
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.recon_mix <= 1.0:
-            raise ConfigError(f"model.recon_mix must lie in [0, 1], got {self.recon_mix}")
+    kind: Literal["pix2pix"] = "pix2pix"
+    generator: GeneratorConfig = option(factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = option(factory=DiscriminatorConfig)
+    gan_mode: GanMode = option("vanilla", "GAN objective.", flag="gan_mode")
+    recon_loss: ReconLoss = option("l1", "Reconstruction loss.", flag="recon_loss")
+    recon_mix: float = option(0.5, "With l1+l2: the weight of L1 (L2 gets 1 - it).",
+                              flag="recon_mix", min=0, max=1)  # fmt: skip
+    lambda_recon: float = option(100.0, "Weight of the reconstruction loss (lambda).",
+                                 flag="lambda_recon", min=0)  # fmt: skip
+    lambda_gp: float = option(10.0, "Gradient-penalty weight (wgan-gp only).", min=0)
+    init: Init = option("normal", "Weight initialization.", flag="init")
+    init_gain: float = option(0.02, "Scale of the initial weights.", above=0)
 
 
 def _resnet9() -> GeneratorConfig:
@@ -111,32 +208,30 @@ def _resnet9() -> GeneratorConfig:
 
 
 @dataclass
-class CycleGANConfig:
+class CycleGANConfig(Section):
     """CycleGAN (Zhu et al. 2017): G: A->B and F: B->A with cycle and identity losses."""
 
-    kind: Literal["cyclegan"] = "cyclegan"
-    generator: GeneratorConfig = field(default_factory=_resnet9)  # used for both G and F
-    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
-    gan_mode: GanMode = "lsgan"
-    cycle_loss: ReconLoss = "l1"
-    cycle_mix: float = 0.5  # with l1+l2: weight of L1
-    lambda_A: float = 10.0  # weight of the A -> B -> A cycle
-    lambda_B: float = 10.0  # weight of the B -> A -> B cycle
-    lambda_identity: float = 0.5  # identity loss weight, as a fraction of lambda_A / lambda_B
-    pool_size: int = 50  # history of generated images shown to the discriminators
-    lambda_gp: float = 10.0
-    init: Init = "normal"
-    init_gain: float = 0.02
+    SECTION: ClassVar[str] = "model"
 
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.cycle_mix <= 1.0:
-            raise ConfigError(f"model.cycle_mix must lie in [0, 1], got {self.cycle_mix}")
-        if self.pool_size < 0:
-            raise ConfigError(f"model.pool_size must be 0 or more, got {self.pool_size}")
+    kind: Literal["cyclegan"] = "cyclegan"
+    generator: GeneratorConfig = option(factory=_resnet9)  # used for both G and F
+    discriminator: DiscriminatorConfig = option(factory=DiscriminatorConfig)
+    gan_mode: GanMode = option("lsgan", "GAN objective.", flag="gan_mode")
+    cycle_loss: ReconLoss = option("l1", "Cycle-consistency loss.", flag="cycle_loss")
+    cycle_mix: float = option(0.5, "With l1+l2: the weight of L1.", min=0, max=1)
+    lambda_A: float = option(10.0, "Weight of the A -> B -> A cycle.", min=0)
+    lambda_B: float = option(10.0, "Weight of the B -> A -> B cycle.", min=0)
+    lambda_identity: float = option(0.5, "Identity loss weight, a fraction of lambda_A/B.",
+                                    flag="lambda_identity", min=0)  # fmt: skip
+    pool_size: int = option(50, "History of generated images shown to the discriminators.",
+                            flag="pool_size", min=0, max=100_000)  # fmt: skip
+    lambda_gp: float = option(10.0, "Gradient-penalty weight (wgan-gp only).", min=0)
+    init: Init = option("normal", "Weight initialization.", flag="init")
+    init_gain: float = option(0.02, "Scale of the initial weights.", above=0)
 
 
 @dataclass
-class CUTConfig:
+class CUTConfig(Section):
     """CUT and FastCUT (Park et al. 2020): one generator, multilayer PatchNCE loss.
 
     ``kind`` picks the paper's two settings; ``lambda_nce``, ``nce_identity`` and
@@ -144,23 +239,26 @@ class CUTConfig:
     FastCUT: 10, off, on).
     """
 
-    kind: Literal["cut", "fastcut"] = "cut"
-    generator: GeneratorConfig = field(default_factory=_resnet9)
-    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
-    gan_mode: GanMode = "lsgan"
-    lambda_gan: float = 1.0
-    lambda_nce: float | None = None
-    nce_identity: bool | None = None  # PatchNCE on (B, G(B)) too, an identity-like regularizer
-    flip_equivariance: bool | None = None
-    nce_layers: list[int] = field(default_factory=lambda: [0, 4, 8, 12, 16])
-    num_patches: int = 256
-    nce_temperature: float = 0.07
-    mlp_width: int = 256  # the patch projection head's width
-    lambda_gp: float = 10.0
-    init: Init = "xavier"
-    init_gain: float = 0.02
+    SECTION: ClassVar[str] = "model"
 
-    def __post_init__(self) -> None:
+    kind: Literal["cut", "fastcut"] = "cut"
+    generator: GeneratorConfig = option(factory=_resnet9)
+    discriminator: DiscriminatorConfig = option(factory=DiscriminatorConfig)
+    gan_mode: GanMode = option("lsgan", "GAN objective.", flag="gan_mode")
+    lambda_gan: float = option(1.0, "Weight of the GAN loss.", min=0)
+    lambda_nce: float | None = option(None, "Weight of PatchNCE (CUT 1, FastCUT 10).", min=0)
+    nce_identity: bool | None = option(None, "PatchNCE on (B, G(B)) too (CUT on, FastCUT off).")
+    flip_equivariance: bool | None = option(None, "G must commute with flips (FastCUT on).")
+    nce_layers: list[int] = option(help="Generator layers PatchNCE compares.", min=0,
+                                   factory=lambda: [0, 4, 8, 12, 16])  # fmt: skip
+    num_patches: int = option(256, "Patches sampled per layer.", min=1, max=1_000_000)
+    nce_temperature: float = option(0.07, "PatchNCE temperature tau.", above=0)
+    mlp_width: int = option(256, "Width of the patch projection head.", min=1, max=8192)
+    lambda_gp: float = option(10.0, "Gradient-penalty weight (wgan-gp only).", min=0)
+    init: Init = option("xavier", "Weight initialization.", flag="init")
+    init_gain: float = option(0.02, "Scale of the initial weights.", above=0)
+
+    def validate(self) -> None:
         fast = self.kind == "fastcut"
         if self.lambda_nce is None:
             self.lambda_nce = 10.0 if fast else 1.0
@@ -173,26 +271,33 @@ class CUTConfig:
 
 
 @dataclass
-class DCGANConfig:
+class DCGANConfig(Section):
     """DCGAN (Radford et al. 2016): unconditional generation from a latent vector."""
 
+    SECTION: ClassVar[str] = "model"
+
     kind: Literal["dcgan"] = "dcgan"
-    latent_dim: int = 100
-    ngf: int = 64
-    ndf: int = 64
-    gan_mode: GanMode = "vanilla"
-    lambda_gp: float = 10.0
-    init: Init = "normal"
-    init_gain: float = 0.02
+    latent_dim: int = option(100, "Length of the latent vector z.", min=1, max=100_000)
+    ngf: int = option(64, "Generator width.", flag="ngf", min=1, max=MAX_WIDTH)
+    ndf: int = option(64, "Discriminator width.", flag="ndf", min=1, max=MAX_WIDTH)
+    gan_mode: GanMode = option("vanilla", "GAN objective.", flag="gan_mode")
+    lambda_gp: float = option(10.0, "Gradient-penalty weight (wgan-gp only).", min=0)
+    init: Init = option("normal", "Weight initialization.", flag="init")
+    init_gain: float = option(0.02, "Scale of the initial weights.", above=0)
 
 
 ModelConfig = Pix2PixConfig | CycleGANConfig | CUTConfig | DCGANConfig
+"""Adding a method: a config class here, in this union, and a model file registered in
+``i2i.models`` (ARCHITECTURE.md, "Adding a method")."""
+
+
+def _kinds(cls: type) -> tuple[str, ...]:
+    return get_args(get_type_hints(cls)["kind"])
+
+
+# kind -> config class, read off each class's ``kind`` literal
 MODEL_CONFIGS: dict[str, type[ModelConfig]] = {
-    "pix2pix": Pix2PixConfig,
-    "cyclegan": CycleGANConfig,
-    "cut": CUTConfig,
-    "fastcut": CUTConfig,
-    "dcgan": DCGANConfig,
+    kind: cls for cls in get_args(ModelConfig) for kind in _kinds(cls)
 }
 
 
@@ -203,43 +308,110 @@ def model_config(kind: str) -> ModelConfig:
     return MODEL_CONFIGS[kind](kind=kind)  # type: ignore[arg-type]
 
 
+# -- the networks of a model card (``i2i.runs.card``) that have no user-facing section ---------
 @dataclass
-class TrainConfig:
-    out: str = "runs/pix2pix"  # run folder: config, checkpoints, logs, pictures
-    epochs: int = 100  # epochs at the initial learning rate
-    epochs_decay: int = 100  # epochs of linear decay to zero after that
-    max_steps: int | None = None  # stop early after this many steps (None: run all epochs)
-    batch_size: int = 1
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    seed: int = 0
-    device: str = "auto"  # auto picks cuda when present, else cpu
-    # bitwise-repeatable GPU runs (deterministic cuDNN/cuBLAS kernels), a little slower;
-    # CPU runs are repeatable either way
-    deterministic: bool = False
-    # GPU speed settings (docs/performance.md); none changes what is computed beyond rounding
-    precision: Precision = "fp32"  # bf16: autocast the networks to bfloat16 (GPUs since Ampere)
-    channels_last: bool = False  # NHWC tensors: faster convolutions on tensor-core GPUs
-    compile: bool = False  # torch.compile the networks: minutes of compiling, then faster steps
-    save_every: int = 1000  # steps between checkpoints (one is always written at the end)
-    keep: int = 3  # step checkpoints kept on disk (older ones are pruned)
-    log_every: int = 10  # steps between logged scalars
-    image_every: int = 500  # steps between sample grids
-    num_samples: int = 4  # rows in a sample grid
-    # score the val split every eval_every steps (and at the end) and keep checkpoints/best
-    eval_every: int | None = None
-    eval_metric: str = "l1"  # any metric of `i2i evaluate`; lower or higher is better by metric
-    eval_limit: int | None = 100  # val images per evaluation (None: all)
+class DCGANGeneratorConfig(Section):
+    """DCGAN's generator: latent vector -> ``size`` x ``size`` image."""
 
-    def __post_init__(self) -> None:
-        if self.epochs < 0 or self.epochs_decay < 0 or self.epochs + self.epochs_decay == 0:
+    kind: Literal["dcgan"] = "dcgan"
+    latent_dim: int = option(100, min=1, max=100_000)
+    ngf: int = option(64, min=1, max=MAX_WIDTH)
+    size: int = option(28, min=4, max=MAX_SIDE)
+
+
+@dataclass
+class DCGANDiscriminatorConfig(Section):
+    """DCGAN's discriminator on ``size`` x ``size`` images."""
+
+    kind: Literal["dcgan"] = "dcgan"
+    ndf: int = option(64, min=1, max=MAX_WIDTH)
+    size: int = option(28, min=4, max=MAX_SIDE)
+
+
+@dataclass
+class PatchMLPConfig(Section):
+    """CUT's patch projection head: one two-layer MLP per encoder layer of ``channels``."""
+
+    kind: Literal["patch_mlp"] = "patch_mlp"
+    width: int = option(256, min=1, max=8192)
+    channels: list[int] = option(factory=list, min=1, max=100_000)
+
+
+NetConfig = (
+    GeneratorConfig
+    | DiscriminatorConfig
+    | DCGANGeneratorConfig
+    | DCGANDiscriminatorConfig
+    | PatchMLPConfig
+)
+# the network configs each role of a model card may hold, told apart by ``kind``
+NET_CONFIGS: dict[str, tuple[type[NetConfig], ...]] = {
+    "generator": (GeneratorConfig, DCGANGeneratorConfig),
+    "discriminator": (DiscriminatorConfig, DCGANDiscriminatorConfig),
+    "patch projection head": (PatchMLPConfig,),
+}
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+@dataclass
+class TrainConfig(Section):
+    """How long and how a run trains, and what it writes."""
+
+    SECTION: ClassVar[str] = "train"
+
+    out: str = option("runs/pix2pix", "Run folder (or URL): config, checkpoints, logs, pictures.",
+                      flag="out")  # fmt: skip
+    epochs: int = option(100, "Epochs at the initial learning rate.", flag="epochs",
+                         min=0, max=1_000_000)  # fmt: skip
+    epochs_decay: int = option(100, "Epochs of linear learning-rate decay to zero after that.",
+                               flag="epochs_decay", min=0, max=1_000_000)  # fmt: skip
+    max_steps: int | None = option(None, "Stop after this many steps in all.", flag="max_steps",
+                                   min=1)  # fmt: skip
+    batch_size: int = option(1, "Images per step, over all processes.", flag="batch_size",
+                             min=1, max=65536)  # fmt: skip
+    lr: float = option(2e-4, "Adam learning rate.", flag="lr", above=0, max=10)
+    beta1: float = option(0.5, "Adam beta1.", min=0, below=1)
+    beta2: float = option(0.999, "Adam beta2.", min=0, below=1)
+    seed: int = option(0, "Random seed of weights, data order and augmentation.", flag="seed",
+                       min=0, max=2**32 - 1)  # fmt: skip
+    device: str = option("auto", "auto | cpu | cuda | cuda:N (auto: cuda when present).",
+                         flag="device")  # fmt: skip
+    deterministic: bool = option(False, "Bitwise-repeatable GPU runs (a little slower).",
+                                 flag="deterministic")  # fmt: skip
+    # GPU speed settings (docs/performance.md); none changes what is computed beyond rounding
+    precision: Precision = option(
+        "fp32",
+        "Autocast precision: bf16 (GPUs since Ampere) or fp16 (with loss scaling).",
+        flag="precision",
+    )
+    channels_last: bool = option(False, "NHWC tensors: faster on tensor-core GPUs.",
+                                 flag="channels_last")  # fmt: skip
+    compile: bool = option(False, "torch.compile the networks (GPU: faster after compiling).",
+                           flag="compile")  # fmt: skip
+    cpu_kernels: bool = option(
+        True, "On the CPU, i2i's convolution kernels where they are faster (i2i.kernels); "
+        "I2I_CPU_KERNELS=0 turns them off too.", flag="cpu_kernels",
+    )  # fmt: skip
+    clip_grad_norm: float | None = option(None, "Clip each update's gradient norm to this.",
+                                          above=0)  # fmt: skip
+    save_every: int = option(1000, "Steps between checkpoints (one is written at the end).",
+                             flag="save_every", min=1)  # fmt: skip
+    keep: int = option(3, "Step checkpoints kept on disk (older ones are pruned).", min=1)
+    log_every: int = option(10, "Steps between logged losses.", flag="log_every", min=1)
+    image_every: int = option(500, "Steps between sample grids.", flag="image_every", min=1)
+    num_samples: int = option(4, "Rows of a sample grid.", min=1, max=64)
+    eval_every: int | None = option(None, "Steps between val-split scores; keeps the best.",
+                                    flag="eval_every", min=1)  # fmt: skip
+    eval_metric: str = option("l1", "Metric of --eval-every (any of i2i evaluate's).",
+                              flag="eval_metric")  # fmt: skip
+    eval_limit: int | None = option(100, "Val images per evaluation.", flag="eval_limit", min=1)
+
+    def validate(self) -> None:
+        if self.epochs + self.epochs_decay == 0:
             raise ConfigError("train.epochs + train.epochs_decay must be at least 1")
-        if self.eval_every is not None and self.eval_every < 1:
-            raise ConfigError(f"train.eval_every must be at least 1, got {self.eval_every}")
-        for name in ("batch_size", "save_every", "log_every", "image_every", "keep"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise ConfigError(f"train.device {self.device!r}: use auto, cpu, cuda or cuda:N")
 
 
 @dataclass
@@ -261,7 +433,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 def from_dict(cls: type[T], data: Any, path: str = "") -> T:
     """Build dataclass ``cls`` from plain data, checking each key and value against its type.
 
-    Hand-written (about 50 lines) rather than a dependency: the standard library's dataclasses
+    Hand-written (about 60 lines) rather than a dependency: the standard library's dataclasses
     plus ``typing`` introspection cover our types, and the errors name the dotted field path.
     """
     where = path or "config"
@@ -280,6 +452,10 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
         return cls(**kwargs)
     except TypeError as exc:  # pragma: no cover - a required field without default
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+# YAML 1.1 (PyYAML) reads 2e-4 and 1E-3 as text: numbers written so are accepted as numbers
+_NUMBER = re.compile(r"[+-]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)([eE][+-]?\d+)?|[+-]?(inf|nan)", re.I)
 
 
 def _coerce(tp: Any, value: Any, path: str) -> Any:
@@ -302,6 +478,14 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
                 raise ConfigError(f"{path}.kind: {kind!r} is not one of {', '.join(MODEL_CONFIGS)}")
             return from_dict(MODEL_CONFIGS[kind], value, path)
         return _coerce(inner[0], value, path)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        key_type, value_type = get_args(tp)
+        return {
+            _coerce(key_type, k, f"{path} key"): _coerce(value_type, v, f"{path}.{k}")
+            for k, v in value.items()
+        }
     if origin is list:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{path}: expected a list, got {value!r}")
@@ -316,6 +500,8 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected a whole number, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            return float(value.strip())
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{path}: expected a number, got {value!r}")
         return float(value)
@@ -337,3 +523,30 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     if leaf not in node:
         raise ConfigError(f"{dotted}: no such option; known: {sorted(node)}")
     node[leaf] = value
+
+
+def has_dotted(data: dict[str, Any], dotted: str) -> bool:
+    """Whether ``data`` has the option ``dotted`` (``'model.generator.ngf'``)."""
+    node: Any = data
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def load_yaml(path: str | Path) -> Any:
+    """A YAML file's data (safe loading: no Python tags), or one ConfigError naming the file
+    and the line of a syntax error."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{line}: {problem}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (YAML) file") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 import typer
 
 from i2i.config import (
@@ -15,6 +16,12 @@ from i2i.config import (
     RunConfig,
     TrainConfig,
 )
+from i2i.data.paired import PairedDataset
+from i2i.data.synth import write_synthetic
+from i2i.infer.translator import Translator, translate_files
+from i2i.metrics.evaluate import evaluate_translator
+from i2i.models import Pix2Pix
+from i2i.train.loop import train
 
 
 def demo_config(data: Path, out: Path, steps: int) -> RunConfig:
@@ -50,16 +57,6 @@ def free_name(path: Path) -> Path:
 
 
 def run_demo(out: Path, data: Path, steps: int) -> None:
-    import torch
-
-    import i2i
-    from i2i.data.paired import PairedDataset
-    from i2i.data.synth import write_synthetic
-    from i2i.infer import Translator, translate_files
-    from i2i.metrics.evaluate import evaluate_translator
-    from i2i.models import Pix2Pix
-    from i2i.train.loop import train
-
     if not (data / "train").is_dir():
         typer.echo(f"writing the synthetic dataset to {data} ...")
         write_synthetic(data, n_train=400, n_val=50, size=64)
@@ -67,7 +64,7 @@ def run_demo(out: Path, data: Path, steps: int) -> None:
     typer.echo(f"training pix2pix for {steps} steps into {cfg.train.out} ...")
     result = train(cfg)
 
-    model = i2i.load(result.run_dir)
+    model = Translator.load(result.run_dir)
     val = PairedDataset(cfg.data, "val", train=False)
     scores = evaluate_translator(model, val, ["l1"])
     torch.manual_seed(cfg.train.seed)  # the very weights training started from

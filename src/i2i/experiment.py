@@ -29,10 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+import torch
 
-from i2i.config import ConfigError, RunConfig, from_dict, set_dotted, to_dict
-from i2i.metrics.evaluate import EvalConfig
+from i2i.config import RunConfig, from_dict, load_yaml, set_dotted, to_dict
+from i2i.data.paired import PairedDataset, locate
+from i2i.errors import ConfigError
+from i2i.infer.translator import Translator
+from i2i.metrics.evaluate import EvalConfig, evaluate_checkpoint
+from i2i.metrics.names import LOWER_IS_BETTER
+from i2i.runs.layout import LATEST
+from i2i.train.loop import train
+from i2i.train.monitor import NOT_LOSSES, moving_average, read_metrics
 
 GRID_KEYS = {"out", "base", "cells", "grid", "evaluate"}
 
@@ -60,9 +67,7 @@ def load_experiment(
 ) -> Experiment:
     """Read a grid file; ``sets`` overrides the base config (``--set``, ``--data``)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: grid file not found")
-    spec = yaml.safe_load(path.read_text()) or {}
+    spec = load_yaml(path) or {}
     if not isinstance(spec, dict) or set(spec) - GRID_KEYS:
         raise ConfigError(f"{path}: expected a mapping with keys {sorted(GRID_KEYS)}")
     root = Path(out or spec.get("out") or Path("runs") / path.stem)
@@ -107,10 +112,6 @@ def safe_name(text: str) -> str:
 
 def run_experiment(exp: Experiment, progress: bool = True) -> Path:
     """Train and evaluate each unfinished cell, then write the results; returns results.md."""
-    from i2i.metrics.evaluate import evaluate_checkpoint
-    from i2i.train.checkpoint import LATEST
-    from i2i.train.loop import train
-
     exp.out.mkdir(parents=True, exist_ok=True)
     for i, cell in enumerate(exp.cells, 1):
         result_file = cell.dir / "result.json"
@@ -143,8 +144,6 @@ def run_experiment(exp: Experiment, progress: bool = True) -> Path:
 
 def final_losses(metrics_file: Path, share: float = 0.1) -> dict[str, float]:
     """Each loss averaged over the last ``share`` of the logged steps (single steps are noisy)."""
-    from i2i.train.monitor import NOT_LOSSES, read_metrics
-
     rows = read_metrics(metrics_file)
     tail = rows[-max(1, int(len(rows) * share)) :]
     names = [k for k in (rows[0] if rows else {}) if k not in NOT_LOSSES]
@@ -179,8 +178,6 @@ def write_results(exp: Experiment) -> Path:
         "|" + " --- |" * len(header),
         *("| " + " | ".join(str(v) for v in row) + " |" for row in rows),
     ]
-    from i2i.metrics.names import LOWER_IS_BETTER
-
     better = ", ".join(
         f"{m} {'lower' if m.removesuffix('_std') in LOWER_IS_BETTER else 'higher'}"
         for m in metrics
@@ -213,8 +210,6 @@ def plot_cell_losses(cells: list[Cell], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from i2i.train.monitor import NOT_LOSSES, moving_average, read_metrics
-
     series = {c.name: read_metrics(c.dir / "run" / "metrics.jsonl") for c in cells}
     names = list(dict.fromkeys(k for rows in series.values() for k in (rows[0] if rows else {})))
     names = [n for n in names if n not in NOT_LOSSES]
@@ -245,10 +240,6 @@ def cell_samples(cells: list[Cell], out: Path, split: str, count: int = 4) -> No
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import torch
-
-    import i2i
-    from i2i.data.paired import PairedDataset, locate
 
     data = cells[0].config.data
     if locate(data.root, split, data.layout) is None:
@@ -258,7 +249,9 @@ def cell_samples(cells: list[Cell], out: Path, split: str, count: int = 4) -> No
     inputs = torch.stack([it["A"] for it in items])
     columns = {"input": inputs, "target": torch.stack([it["B"] for it in items])}
     for cell in cells:
-        columns[cell.name] = i2i.load(cell.dir / "run", device="cpu").translate_tensor(inputs)
+        columns[cell.name] = Translator.load(cell.dir / "run", device="cpu").translate_tensor(
+            inputs
+        )
     fig, axes = plt.subplots(
         len(items), len(columns), figsize=(2 * len(columns), 2 * len(items)), squeeze=False
     )

@@ -23,24 +23,13 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from i2i.errors import BadImageError, DataError
+
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
 )
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
-
-
-class BadImageError(ValueError):
-    """An image file cannot be used; the message names the file, the problem and the way out."""
-
-    def __init__(self, path: str | Path, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
-
-
-class DataError(ValueError):
-    """A dataset as a whole cannot be used (missing folder, no images, unmatched pairs...)."""
 
 
 def list_images(folder: str | Path) -> list[Path]:

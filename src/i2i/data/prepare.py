@@ -17,9 +17,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from i2i.config import ConfigError, DataConfig
-from i2i.data.images import DataError
+from i2i.config import DataConfig
 from i2i.data.paired import Location, PairReader, locate, open_reader
+from i2i.errors import ConfigError, DataError
 
 OutFormat = Literal["side_by_side", "npz"]
 SPLITS = ("train", "val", "test")

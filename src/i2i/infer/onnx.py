@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from i2i.config import ConfigError
-from i2i.train.storage import cache_root
+from i2i.errors import CheckpointError, ConfigError
+from i2i.runs.storage import cache_root
 
 if TYPE_CHECKING:
     from i2i.nets import Generator
@@ -129,13 +129,19 @@ class OnnxGenerator:
         if threads:
             options.intra_op_num_threads = threads
         source = model if isinstance(model, bytes) else str(model)
-        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.metadata = {k: json.loads(v) for k, v in meta.items()}
-        if "size_multiple" not in self.metadata:
-            raise ValueError(
-                f"{model if not isinstance(model, bytes) else 'model'}: not an i2i ONNX export"
-            )
+        name = "model" if isinstance(model, bytes) else str(model)
+        try:
+            self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+            meta = self.session.get_modelmeta().custom_metadata_map
+            self.metadata = {k: json.loads(v) for k, v in meta.items()}
+        except Exception as exc:  # ONNX Runtime raises its own types for every bad file
+            if isinstance(exc, FileNotFoundError) or "NO_SUCHFILE" in str(exc):
+                raise CheckpointError(f"{name}: not found") from None
+            raise CheckpointError(
+                f"{name}: not a readable ONNX model ({type(exc).__name__})"
+            ) from None
+        if "size_multiple" not in self.metadata or "in_channels" not in self.metadata:
+            raise CheckpointError(f"{name}: not an i2i ONNX export (use `i2i export`)")
         self.size_multiple: int = self.metadata["size_multiple"]
         self.in_channels: int = self.metadata["in_channels"]
 

@@ -9,30 +9,27 @@ from torchvision.utils import save_image
 from tqdm import tqdm
 
 from i2i.data.images import array_to_pil
+from i2i.device import pick_device
+from i2i.errors import CheckpointError
+from i2i.infer.grid import sample_grid
 from i2i.infer.writers import ImageWriter
-from i2i.nets.dcgan import DCGANGenerator
-from i2i.train.accel import pick_device
-from i2i.train.checkpoint import (
-    CheckpointError,
-    load_weights,
-    read_description,
-    resolve_checkpoint,
-)
-from i2i.train.monitor import sample_grid
+from i2i.nets import DCGANGenerator
+from i2i.runs.checkpoint import load_network, read_card, resolve_checkpoint
 
 
 def load_generator(path: str | Path, device: str = "auto") -> DCGANGenerator:
+    """The generator of an unconditional checkpoint, in eval mode on ``device``: latent
+    vectors (N x latent_dim) -> NxCxHxW images in [-1, 1]."""
     ckpt = resolve_checkpoint(path)
-    desc = read_description(ckpt)
-    if "sample" not in desc:
+    card = read_card(ckpt)
+    if card.sample is None:
         raise CheckpointError(
-            f"{ckpt}: a {desc['model']} model translates images; use `i2i translate`"
+            f"{ckpt}: a {card.model} model translates images; use `i2i translate`"
         )
-    spec = desc["nets"]["G"]
-    cfg = spec["config"]
-    net = DCGANGenerator(cfg["latent_dim"], spec["out_channels"], cfg["size"], cfg["ngf"])
-    net.load_state_dict(load_weights(ckpt, "G"))
-    return net.to(pick_device(device)).eval()
+    net = load_network(ckpt, card, card.sample.net)
+    if not isinstance(net, DCGANGenerator):
+        raise CheckpointError(f"{ckpt}: {card.sample.net} is not a generator of images")
+    return net.to(pick_device(device))
 
 
 @torch.inference_mode()

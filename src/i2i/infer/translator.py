@@ -22,11 +22,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from i2i import __version__
-from i2i.config import GeneratorConfig, from_dict
 from i2i.data.images import (
-    BadImageError,
-    DataError,
     array_to_pil,
     list_images,
     match_channels,
@@ -34,15 +30,13 @@ from i2i.data.images import (
     pil_to_array,
     uint_array_to_float,
 )
+from i2i.errors import BadImageError, CheckpointError, ConfigError, DataError, InputNotFound
 from i2i.infer.onnx import OnnxGenerator, cached_export, export_bytes
 from i2i.infer.tiles import translate_tiled
 from i2i.infer.writers import ImageWriter
-from i2i.train.checkpoint import (
-    CheckpointError,
-    load_weights,
-    read_description,
-    resolve_checkpoint,
-)
+from i2i.runs.card import ModelCard
+from i2i.runs.checkpoint import load_network, read_card, resolve_checkpoint
+from i2i.version import __version__
 
 if TYPE_CHECKING:
     import torch
@@ -58,10 +52,16 @@ T = TypeVar("T")
 GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
 
 
-def onnx_metadata(desc: dict[str, Any]) -> dict[str, Any]:
-    """What an exported file keeps of the checkpoint's description."""
-    keys = ("model", "step", "direction", "normalization", "i2i_version")
-    return {k: desc[k] for k in keys if k in desc}
+def onnx_metadata(card: ModelCard, direction: str) -> dict[str, Any]:
+    """What an exported file (and a translator's ``description``) keeps of the card."""
+    return {
+        "model": card.model,
+        "step": card.step,
+        "direction": direction,
+        "normalization": card.normalization,
+        "i2i_version": card.i2i_version,
+        "train_size": card.translate.train_size if card.translate else None,
+    }
 
 
 def fastest_backend(device: str) -> Backend:
@@ -74,7 +74,7 @@ def fastest_backend(device: str) -> Backend:
     if device == "auto" and sys.platform == "linux":
         if not any(Path(f).exists() for f in GPU_DEVICE_FILES):
             return "onnxruntime"
-    from i2i.train.accel import pick_device
+    from i2i.device import pick_device  # imports torch: only when the files cannot tell
 
     return "torch" if pick_device(device).type != "cpu" else "onnxruntime"
 
@@ -137,52 +137,45 @@ class Translator:
         CUDA, else ONNX Runtime when installed (the ``serve`` extra; 1.2-1.4x PyTorch's
         images/s on a 2-core CPU, ``benchmarks/infer_speed.py``)."""
         if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+            raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if backend == "auto":
             backend = fastest_backend(device)
         if str(path).endswith(".onnx"):
             onnx_net = OnnxGenerator(path)
             return cls(onnx_net, "cpu", onnx_net.in_channels, onnx_net.metadata)
         ckpt = resolve_checkpoint(path)
-        desc = read_description(ckpt)
-        if "translate" not in desc:
-            raise CheckpointError(
-                f"{ckpt}: a {desc['model']} model generates images rather than translating "
-                "them; use `i2i sample`"
-            )
-        nets = desc["translate"]["nets"]
-        direction = direction or desc["translate"]["default"]
-        if direction not in nets:
-            raise CheckpointError(
-                f"{ckpt}: this {desc['model']} model translates {' and '.join(nets)}, "
-                f"not {direction}"
-            )
-        net_name = nets[direction]
-        spec = desc["nets"][net_name]
-        desc = {**desc, "direction": direction}
+        card = read_card(ckpt)
+        direction, net_name = card.translator(direction, str(ckpt))
+        spec = card.nets[net_name]
+        meta = onnx_metadata(card, direction)
 
         def generator() -> Generator:
-            from i2i.nets import build_generator
+            # imported here for start-up speed: a cached ONNX export never needs torch
+            from i2i.nets import ResnetGenerator, UNetGenerator
 
-            net = build_generator(
-                from_dict(GeneratorConfig, spec["config"], f"{net_name}.config"),
-                spec["in_channels"],
-                spec["out_channels"],
-            )
-            net.load_state_dict(load_weights(ckpt, net_name))
+            net = load_network(ckpt, card, net_name)
+            if not isinstance(net, UNetGenerator | ResnetGenerator):
+                raise CheckpointError(f"{ckpt}: {net_name} is not an image-to-image generator")
             return net
 
         if backend == "onnxruntime":
-            meta = onnx_metadata(desc)
             model = cached_export(
                 ckpt / "model.safetensors",
-                {"net": net_name, "metadata": meta, "i2i": __version__},
-                lambda: export_bytes(generator(), spec["in_channels"], meta),
+                # the card's description of the net is part of the key: an edited card never
+                # reuses an export made from another
+                {"net": net_name, "spec": spec.to_json(), "metadata": meta, "i2i": __version__},
+                lambda: export_bytes(generator(), spec.in_channels, meta),
             )
-            return cls(OnnxGenerator(model), "cpu", spec["in_channels"], desc)
-        from i2i.train.accel import pick_device
+            return cls(OnnxGenerator(model), "cpu", spec.in_channels, meta)
+        # imported here for start-up speed: the ONNX Runtime path above never imports torch
+        from i2i.device import pick_device
+        from i2i.kernels import cpu_kernels_enabled, use_cpu_kernels
 
-        return cls(generator(), pick_device(device), spec["in_channels"], desc)
+        torch_device = pick_device(device)
+        net = generator()
+        if torch_device.type == "cpu" and cpu_kernels_enabled():
+            use_cpu_kernels(net)
+        return cls(net, torch_device, spec.in_channels, meta)
 
     def translate_tiled(
         self, image: Image.Image | np.ndarray, tile: int = 512, overlap: int = 64
@@ -197,9 +190,7 @@ class Translator:
             raise ValueError("this translator already runs an ONNX model")
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(
-            export_bytes(self.net, self.input_channels, onnx_metadata(self.description))
-        )
+        out.write_bytes(export_bytes(self.net, self.input_channels, self.description))
         return out
 
     # -- tensors and arrays --------------------------------------------------------------------
@@ -303,7 +294,7 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
         elif p.is_file():
             files.append(p)
         else:
-            raise FileNotFoundError(f"{p}: no such file or folder")
+            raise InputNotFound(f"{p}: no such file or folder")
     return files
 
 
@@ -334,7 +325,7 @@ def translate_files(
     overlapping tiles (see ``i2i.infer.tiles``), however large. Returns the names written."""
     files = expand_inputs(inputs)[:limit]
     if translator.backend == "torch" and str(translator.device) == "cpu":
-        from i2i.train.accel import keep_freed_memory
+        from i2i.device import keep_freed_memory  # imports torch, loaded already on this path
 
         keep_freed_memory()  # each batch reuses the last one's memory: no fresh page faults
     stems = [f.stem for f in files]

@@ -19,18 +19,23 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
-from i2i.config import ConfigError, DataConfig, from_dict
-from i2i.data.images import DataError, list_images, read_with_hint
+from i2i.config import DataConfig
+from i2i.data.images import list_images, read_with_hint
 from i2i.data.paired import PairedDataset, locate
 from i2i.data.unconditional import ImageDataset
 from i2i.data.unpaired import locate_unpaired
+from i2i.device import pick_device
+from i2i.errors import ConfigError, DataError, InputNotFound
+from i2i.infer.sample import load_generator
 from i2i.infer.translator import Translator, batched
 from i2i.metrics.features import FeatureExtractor, FeatureWeightsMissing, build_extractor
 from i2i.metrics.names import DISTRIBUTION, LOWER_IS_BETTER, PAIRED, check_metrics
 from i2i.metrics.paired import LPIPS, to_uint8
 from i2i.metrics.scorer import Scorer
+from i2i.runs.checkpoint import read_card, resolve_checkpoint
 
 
 @dataclass
@@ -103,7 +108,7 @@ def make_scorer(
             raise ConfigError("mifid needs the training images: pass --train-data")
         names.remove("mifid")
         notes.append("mifid left out: no training images given")
-    device = _device(cfg.device)
+    device = pick_device(cfg.device)
     lpips = None
     if "lpips" in names:
         try:
@@ -143,17 +148,14 @@ def evaluate_checkpoint(
     extractor: FeatureExtractor | None = None,
     progress: bool = True,
 ) -> Report:
-    from i2i.infer.sample import load_generator
-    from i2i.train.checkpoint import read_description, resolve_checkpoint
-
     ckpt = resolve_checkpoint(checkpoint)
-    desc = read_description(ckpt)
-    data_cfg = from_dict(DataConfig, desc["config"]["data"], "data")
+    card = read_card(ckpt)
+    data_cfg = card.run_config(str(ckpt)).data
     data_cfg.root = str(data)
     data_cfg.skip_bad = True
     source: dict[str, Any] = {"checkpoint": str(ckpt), "data": str(data), "split": cfg.split}
-    if "sample" in desc:  # unconditional: samples against the images at --data
-        size = cfg.size or desc["sample"]["size"]
+    if card.sample is not None:  # unconditional: samples against the images at --data
+        size = cfg.size or card.sample.size
         data_cfg.crop_size, data_cfg.preprocess = size, "resize"
         reals = ImageDataset(data_cfg, train=False)
         n = min(cfg.limit or len(reals), len(reals))
@@ -171,8 +173,9 @@ def evaluate_checkpoint(
         return Report(scorer.compute(), n, {**source, "size": size}, notes)
 
     translator = Translator.load(ckpt, cfg.device, direction)
-    data_cfg.direction = direction or desc["translate"]["default"]  # type: ignore[assignment]
-    size = cfg.size or desc["translate"]["train_size"]
+    assert card.translate is not None  # a card that does not sample translates
+    data_cfg.direction = direction or card.translate.default  # type: ignore[assignment]
+    size = cfg.size or card.translate.train_size
     source["size"] = size
     train_images = _train_targets(data_cfg, train_data)
     paired_ok = locate(data_cfg.root, cfg.split, data_cfg.layout) is not None
@@ -187,7 +190,7 @@ def evaluate_checkpoint(
     else:
         folders = locate_unpaired(data_cfg.root, cfg.split)
         if folders is None:
-            raise FileNotFoundError(f"{data}: no '{cfg.split}' split (paired or {cfg.split}A/B)")
+            raise InputNotFound(f"{data}: no '{cfg.split}' split (paired or {cfg.split}A/B)")
         a, b = folders if data_cfg.direction == "AtoB" else folders[::-1]
         inputs, targets = list_images(a)[: cfg.limit], list_images(b)[: cfg.limit]
         n = len(inputs)
@@ -278,12 +281,6 @@ def evaluate_folders(
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _device(name: str) -> torch.device:
-    from i2i.train.accel import pick_device
-
-    return pick_device(name)
-
-
 def _stack(arrays: Sequence[np.ndarray]) -> torch.Tensor:
     """HxWxC uint8 arrays of one size -> NxCxHxW uint8 tensor."""
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
@@ -298,8 +295,6 @@ def _stack_any(arrays: Sequence[np.ndarray]) -> torch.Tensor:
 def _resize_like(image: np.ndarray, like: np.ndarray) -> np.ndarray:
     if image.shape == like.shape:
         return image
-    from PIL import Image
-
     h, w = like.shape[:2]
     resized = Image.fromarray(image).resize((w, h), Image.Resampling.BICUBIC)
     return np.asarray(resized)

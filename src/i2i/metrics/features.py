@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from i2i.config import ConfigError
+from i2i.errors import ConfigError, WeightsMissing
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = (
@@ -33,7 +33,7 @@ INCEPTION_URL = (
 INCEPTION_ENV = "I2I_INCEPTION_WEIGHTS"
 
 
-class FeatureWeightsMissing(FileNotFoundError):
+class FeatureWeightsMissing(WeightsMissing):
     """A feature extractor's pretrained weights are not on this machine."""
 
 

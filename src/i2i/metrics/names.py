@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from i2i.config import ConfigError
+from i2i.errors import ConfigError
 
 PAIRED = ("l1", "rmse", "psnr", "ssim", "pixel_acc", "lpips")
 DISTRIBUTION = ("fid", "kid", "is", "precision", "recall", "mifid")

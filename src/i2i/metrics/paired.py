@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torchmetrics.functional.image import (
     peak_signal_noise_ratio,
     structural_similarity_index_measure,
@@ -88,8 +89,6 @@ class LPIPS:
 
 def to_uint8(x: np.ndarray, size: int | None = None) -> np.ndarray:
     """A float HxWxC image in [0, 1] as 8-bit HxWxC, optionally resized (bicubic) to a square."""
-    from PIL import Image
-
     arr = (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
     if size is None or arr.shape[:2] == (size, size):
         return arr

@@ -1,68 +1,120 @@
-"""What the training loop needs from every model, and checks the models share.
+"""What the training loop needs from every model, the registry of models, and what the models
+share.
 
 A model is an ``nn.Module`` holding its networks as named attributes (``G``, ``D`` ...; their
-``state_dict`` keys are the checkpoint's), plus: ``make_optimizers``, ``training_step`` (one
-update, returning named losses), ``preview`` (named image columns for a sample grid),
-``describe_nets`` (how to rebuild each network), ``translate_nets`` (which network translates
-which way) and ``train_state`` / ``load_train_state`` (non-weight state that resume needs).
+``state_dict`` keys are the checkpoint's). Its ``training_step(batch, update)`` computes the
+paper's losses and hands each one to ``update`` with the name of the parameter group it trains
+(``update("D", loss_D)``); the loop owns everything else: backward, precision and loss scaling,
+gradient averaging across processes, clipping and the optimizer step (``i2i.train.step``).
+The model also says which networks each parameter group holds (``param_groups``), what a sample
+grid shows (``preview``), how to rebuild each network (``net_specs``), which network translates
+which way (``translate_nets``), and which non-weight state resume needs (``train_state``).
+
+Adding a method: a config class in ``i2i.config`` and one file here whose class is registered
+with ``@MODELS.register(kind)`` (ARCHITECTURE.md, "Adding a method").
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Protocol
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 from torch import nn
 
-from i2i.config import ConfigError, DiscriminatorConfig, GeneratorConfig, TrainConfig
+from i2i.config import DiscriminatorConfig, GeneratorConfig, RunConfig, to_dict
+from i2i.errors import ConfigError
 from i2i.nets import Generator
+from i2i.registry import Registry
+from i2i.runs.card import ModelCard, NetSpec, SampleInfo, TranslateInfo
+from i2i.version import __version__
+
+DataKind = Literal["paired", "unpaired", "images"]
 
 
-class Model(Protocol):
-    kind: str
+class Update(Protocol):
+    """``update(names, loss)``: one optimizer step of the parameter group(s) ``names`` ("D",
+    or ("G", "H")) on ``loss``, a scalar tensor."""
 
-    def make_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]: ...
-    def training_step(
-        self, batch: dict[str, Any], opt: dict[str, torch.optim.Optimizer]
-    ) -> dict[str, torch.Tensor]: ...
-    def preview(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]: ...
-    def describe_nets(self) -> dict[str, Any]: ...
-    def translate_nets(self, direction: str) -> dict[str, str]: ...
-    def check_image_size(self, height: int, width: int) -> None: ...
-    def train_state(self) -> dict[str, torch.Tensor]: ...
-    def load_train_state(self, state: dict[str, torch.Tensor]) -> None: ...
+    def __call__(self, names: str | tuple[str, ...], loss: torch.Tensor) -> None: ...
 
 
-class NoExtraState:
-    """For models whose weights and optimizers are their whole training state."""
+class Model(nn.Module, ABC):
+    """A method: its networks as attributes, and what the loop asks of it (module docstring)."""
+
+    data: ClassVar[DataKind]  # the kind of data it learns from (i2i.data.build)
+
+    @classmethod
+    def for_run(cls, cfg: RunConfig) -> Model:
+        """The model for ``cfg``'s data, freshly initialized; image-to-image models are built
+        from the input and output channels."""
+        return cls(cfg.model, cfg.data.input_nc, cfg.data.output_nc)
+
+    @abstractmethod
+    def param_groups(self) -> dict[str, list[nn.Module]]:
+        """Parameter group name ("G", "D" ...) -> the networks one optimizer updates."""
+
+    @abstractmethod
+    def training_step(self, batch: dict[str, Any], update: Update) -> dict[str, torch.Tensor]:
+        """One step on ``batch`` (NCHW tensors in [-1, 1]): each loss goes to ``update``;
+        returns the named losses to log (detached)."""
+
+    @abstractmethod
+    def preview(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Named image columns of a sample grid (NCHW in [-1, 1])."""
+
+    @abstractmethod
+    def net_specs(self) -> dict[str, NetSpec]:
+        """How to rebuild each network without the run's config (the model card's nets)."""
+
+    @abstractmethod
+    def translate_nets(self, direction: str) -> dict[str, str]:
+        """Direction -> the network that translates it ({} for unconditional models)."""
+
+    @abstractmethod
+    def check_image_size(self, height: int, width: int) -> None:
+        """Raise ConfigError, with the fix, when training images do not fit the networks."""
 
     def train_state(self) -> dict[str, torch.Tensor]:
+        """Non-weight state that resume needs (CycleGAN's history pools); none by default."""
         return {}
 
     def load_train_state(self, state: dict[str, torch.Tensor]) -> None:
-        pass
+        """Restore what :meth:`train_state` returned."""
 
 
-def adam(params: Any, train: TrainConfig) -> torch.optim.Adam:
-    """Adam with the fused kernel where torch has one for the parameters' device: one pass over
-    all parameters instead of a dozen per tensor (profiled at 11-14% of a pix2pix CPU step
-    unfused). Results match the per-tensor loop to rounding."""
-    params = list(params)
-    fused = all(p.device.type in ("cpu", "cuda") for p in params) or None
-    return torch.optim.Adam(params, lr=train.lr, betas=(train.beta1, train.beta2), fused=fused)
+MODELS: Registry[type[Model]] = Registry("model")
 
 
-def net_spec(role: str, cfg: Any, in_channels: int, out_channels: int | None = None) -> dict:
-    """A network's entry in ``model.json``: enough to rebuild it."""
-    spec: dict[str, Any] = {"role": role, "in_channels": in_channels}
-    if dataclasses.is_dataclass(cfg):
-        spec["config"] = dataclasses.asdict(cfg)  # type: ignore[arg-type]
+def build_model(cfg: RunConfig) -> Model:
+    """The model ``cfg.model.kind`` names, built for ``cfg``'s data (freshly initialized)."""
+    return MODELS.get(cfg.model.kind).for_run(cfg)
+
+
+def data_kind(kind: str) -> DataKind:
+    """The kind of data model ``kind`` learns from: paired, unpaired or images."""
+    return MODELS.get(kind).data
+
+
+def model_card(model: Model, cfg: RunConfig, step: int) -> ModelCard:
+    """The checkpoint's card: enough to rebuild and use ``model`` without config.yaml.
+    ``translate`` maps each direction the model can translate to the network that does it;
+    an unconditional model has ``sample`` instead."""
+    nets = model.translate_nets(cfg.data.direction)
+    translate = sample = None
+    if nets:
+        translate = TranslateInfo(nets, cfg.data.direction, cfg.data.crop_size)
     else:
-        spec["config"] = cfg
-    if out_channels is not None:
-        spec["out_channels"] = out_channels
-    return spec
+        sample = SampleInfo("G", cfg.data.crop_size, cfg.data.output_nc)
+    return ModelCard(
+        model=cfg.model.kind,
+        nets=model.net_specs(),
+        step=step,
+        translate=translate,
+        sample=sample,
+        config=to_dict(cfg),
+        i2i_version=__version__,
+    )
 
 
 def reverse(direction: str) -> str:

@@ -12,19 +12,30 @@ flip-equivariance (the input is randomly flipped and G must commute with the fli
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from i2i.config import ConfigError, CUTConfig, TrainConfig
+from i2i.config import CUTConfig, PatchMLPConfig
+from i2i.errors import ConfigError
 from i2i.losses import GANLoss, discriminator_loss, patch_nce_loss
-from i2i.models.base import NoExtraState, adam, check_translation_size, net_spec, set_requires_grad
-from i2i.nets import build_discriminator, build_generator, init_weights
-from i2i.nets.patch_mlp import PatchSampleMLP
+from i2i.models.base import (
+    MODELS,
+    DataKind,
+    Model,
+    Update,
+    check_translation_size,
+    set_requires_grad,
+)
+from i2i.nets import build_discriminator, build_generator, build_net, init_weights
+from i2i.runs.card import NetSpec
 
 
-class CUT(NoExtraState, nn.Module):
+@MODELS.register("cut", "fastcut")
+class CUT(Model):
+    data: ClassVar[DataKind] = "unpaired"
+
     def __init__(self, cfg: CUTConfig, in_channels: int = 3, out_channels: int = 3) -> None:
         super().__init__()
         if in_channels != out_channels:
@@ -33,7 +44,6 @@ class CUT(NoExtraState, nn.Module):
                 f"channels in both domains (got {in_channels} and {out_channels})"
             )
         self.cfg = cfg
-        self.kind: str = cfg.kind
         self.channels = in_channels
         self.G = init_weights(
             build_generator(cfg.generator, in_channels, out_channels), cfg.init, cfg.init_gain
@@ -48,15 +58,13 @@ class CUT(NoExtraState, nn.Module):
                 widths = [f.shape[1] for f in self.G.features(probe, cfg.nce_layers)]
             except ValueError as exc:
                 raise ConfigError(f"model.nce_layers: {exc}") from None
-        self.H = init_weights(PatchSampleMLP(widths, cfg.mlp_width), cfg.init, cfg.init_gain)
+        self.head = PatchMLPConfig(width=cfg.mlp_width, channels=widths)
+        head = build_net("patch projection head", self.head, in_channels, None)
+        self.H = init_weights(head, cfg.init, cfg.init_gain)
         self.gan = GANLoss(cfg.gan_mode)
 
-    def make_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-        return {
-            "G": adam(self.G.parameters(), train),
-            "D": adam(self.D.parameters(), train),
-            "H": adam(self.H.parameters(), train),
-        }
+    def param_groups(self) -> dict[str, list[nn.Module]]:
+        return {"G": [self.G], "D": [self.D], "H": [self.H]}
 
     def patch_nce(self, source: torch.Tensor, output: torch.Tensor, flipped: bool) -> torch.Tensor:
         """Multilayer PatchNCE between an input and its translation, averaged over layers."""
@@ -73,9 +81,7 @@ class CUT(NoExtraState, nn.Module):
         ]
         return torch.stack(per_layer).mean()
 
-    def training_step(
-        self, batch: dict[str, Any], opt: dict[str, torch.optim.Optimizer]
-    ) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: dict[str, Any], update: Update) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         real_A, real_B = batch["A"], batch["B"]
         n = real_A.shape[0]
@@ -89,9 +95,7 @@ class CUT(NoExtraState, nn.Module):
         # D: real B images against G(A)
         set_requires_grad([self.D], True)
         loss_D, terms = discriminator_loss(self.gan, self.D, real_B, fake_B, cfg.lambda_gp)
-        opt["D"].zero_grad(set_to_none=True)
-        loss_D.backward()
-        opt["D"].step()
+        update("D", loss_D)
 
         # G and H: fool D, and keep each patch of G(a) tied to the same patch of a
         set_requires_grad([self.D], False)
@@ -102,12 +106,7 @@ class CUT(NoExtraState, nn.Module):
             losses["NCE_Y"] = self.patch_nce(real_B, fake[n:], flipped)
             loss_nce = 0.5 * (losses["NCE"] + losses["NCE_Y"])
         assert cfg.lambda_nce is not None  # resolved from kind by the config
-        loss_G = cfg.lambda_gan * losses["G_GAN"] + cfg.lambda_nce * loss_nce
-        opt["G"].zero_grad(set_to_none=True)
-        opt["H"].zero_grad(set_to_none=True)
-        loss_G.backward()
-        opt["G"].step()
-        opt["H"].step()
+        update(("G", "H"), cfg.lambda_gan * losses["G_GAN"] + cfg.lambda_nce * loss_nce)
 
         losses.update({"D" + k: v for k, v in terms.items()})
         return {name: value.detach() for name, value in losses.items()}
@@ -119,12 +118,12 @@ class CUT(NoExtraState, nn.Module):
     def check_image_size(self, height: int, width: int) -> None:
         check_translation_size(self.G, self.cfg.generator, self.cfg.discriminator, height, width)
 
-    def describe_nets(self) -> dict[str, Any]:
+    def net_specs(self) -> dict[str, NetSpec]:
         c = self.channels
         return {
-            "G": net_spec("generator", self.cfg.generator, c, c),
-            "D": net_spec("discriminator", self.cfg.discriminator, c),
-            "H": net_spec("patch projection head", {"width": self.cfg.mlp_width}, c),
+            "G": NetSpec("generator", self.cfg.generator, c, c),
+            "D": NetSpec("discriminator", self.cfg.discriminator, c),
+            "H": NetSpec("patch projection head", self.head, c),
         }
 
     def translate_nets(self, direction: str) -> dict[str, str]:

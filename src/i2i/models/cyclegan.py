@@ -9,27 +9,31 @@ images, D_A judges F's). Unpaired images are tied together by cycle consistency:
 
 from __future__ import annotations
 
-import itertools
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from i2i.config import ConfigError, CycleGANConfig, TrainConfig
+from i2i.config import CycleGANConfig
+from i2i.errors import ConfigError
 from i2i.losses import GANLoss, discriminator_loss, reconstruction_loss
 from i2i.models.base import (
-    adam,
+    MODELS,
+    DataKind,
+    Model,
+    Update,
     check_translation_size,
-    net_spec,
     reverse,
     set_requires_grad,
 )
 from i2i.models.pool import ImagePool
 from i2i.nets import build_discriminator, build_generator, init_weights
+from i2i.runs.card import NetSpec
 
 
-class CycleGAN(nn.Module):
-    kind = "cyclegan"
+@MODELS.register("cyclegan")
+class CycleGAN(Model):
+    data: ClassVar[DataKind] = "unpaired"
 
     def __init__(self, cfg: CycleGANConfig, in_channels: int = 3, out_channels: int = 3) -> None:
         super().__init__()
@@ -49,11 +53,8 @@ class CycleGAN(nn.Module):
         self.gan = GANLoss(cfg.gan_mode)
         self.pool_A, self.pool_B = ImagePool(cfg.pool_size), ImagePool(cfg.pool_size)
 
-    def make_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-        return {
-            "G": adam(itertools.chain(self.G.parameters(), self.F.parameters()), train),
-            "D": adam(itertools.chain(self.D_A.parameters(), self.D_B.parameters()), train),
-        }
+    def param_groups(self) -> dict[str, list[nn.Module]]:
+        return {"G": [self.G, self.F], "D": [self.D_A, self.D_B]}
 
     def cycle(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return reconstruction_loss(self.cfg.cycle_loss, output, target, self.cfg.cycle_mix)
@@ -67,9 +68,7 @@ class CycleGAN(nn.Module):
             "idt_A": reconstruction_loss("l1", self.F(real_A), real_A),
         }
 
-    def training_step(
-        self, batch: dict[str, Any], opt: dict[str, torch.optim.Optimizer]
-    ) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: dict[str, Any], update: Update) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         real_A, real_B = batch["A"], batch["B"]
         fake_B, fake_A = self.G(real_A), self.F(real_B)
@@ -93,9 +92,7 @@ class CycleGAN(nn.Module):
             loss_G = loss_G + cfg.lambda_identity * (
                 cfg.lambda_B * losses["idt_B"] + cfg.lambda_A * losses["idt_A"]
             )
-        opt["G"].zero_grad(set_to_none=True)
-        loss_G.backward()
-        opt["G"].step()
+        update("G", loss_G)
 
         # D_A and D_B: real images against generated ones drawn from the history pools
         set_requires_grad([self.D_A, self.D_B], True)
@@ -105,9 +102,7 @@ class CycleGAN(nn.Module):
         loss_D_A, terms_A = discriminator_loss(
             self.gan, self.D_A, real_A, self.pool_A.query(fake_A), cfg.lambda_gp
         )
-        opt["D"].zero_grad(set_to_none=True)
-        (loss_D_A + loss_D_B).backward()
-        opt["D"].step()
+        update("D", loss_D_A + loss_D_B)
 
         losses.update({"D_A" + k: v for k, v in terms_A.items()})
         losses.update({"D_B" + k: v for k, v in terms_B.items()})
@@ -127,13 +122,13 @@ class CycleGAN(nn.Module):
     def check_image_size(self, height: int, width: int) -> None:
         check_translation_size(self.G, self.cfg.generator, self.cfg.discriminator, height, width)
 
-    def describe_nets(self) -> dict[str, Any]:
+    def net_specs(self) -> dict[str, NetSpec]:
         a, b = self.in_channels, self.out_channels
         return {
-            "G": net_spec("generator", self.cfg.generator, a, b),
-            "F": net_spec("generator", self.cfg.generator, b, a),
-            "D_A": net_spec("discriminator", self.cfg.discriminator, a),
-            "D_B": net_spec("discriminator", self.cfg.discriminator, b),
+            "G": NetSpec("generator", self.cfg.generator, a, b),
+            "F": NetSpec("generator", self.cfg.generator, b, a),
+            "D_A": NetSpec("discriminator", self.cfg.discriminator, a),
+            "D_B": NetSpec("discriminator", self.cfg.discriminator, b),
         }
 
     def translate_nets(self, direction: str) -> dict[str, str]:

@@ -6,53 +6,66 @@ D tells real images from G's.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from i2i.config import ConfigError, DCGANConfig, TrainConfig
+from i2i.config import DCGANConfig, DCGANDiscriminatorConfig, DCGANGeneratorConfig, RunConfig
+from i2i.errors import ConfigError
 from i2i.losses import GANLoss, discriminator_loss
-from i2i.models.base import NoExtraState, adam, net_spec, set_requires_grad
+from i2i.models.base import MODELS, DataKind, Model, Update, set_requires_grad
 from i2i.nets import init_weights
-from i2i.nets.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_plan
+from i2i.nets.dcgan import dcgan_plan
+from i2i.runs.card import NetSpec
 
 
-class DCGAN(NoExtraState, nn.Module):
-    kind = "dcgan"
+@MODELS.register("dcgan")
+class DCGAN(Model):
+    data: ClassVar[DataKind] = "images"
 
     def __init__(self, cfg: DCGANConfig, channels: int = 1, size: int = 28) -> None:
         super().__init__()
         dcgan_plan(size)  # a clear error for sizes the architecture cannot make
         self.cfg, self.channels, self.size = cfg, channels, size
-        self.G = init_weights(DCGANGenerator(cfg.latent_dim, channels, size, cfg.ngf), cfg.init)
-        self.D = init_weights(DCGANDiscriminator(channels, size, cfg.ndf), cfg.init)
+        self.specs = {
+            "G": NetSpec(
+                "generator",
+                DCGANGeneratorConfig(latent_dim=cfg.latent_dim, ngf=cfg.ngf, size=size),
+                cfg.latent_dim,
+                channels,
+            ),
+            "D": NetSpec(
+                "discriminator", DCGANDiscriminatorConfig(ndf=cfg.ndf, size=size), channels
+            ),
+        }
+        self.G = init_weights(self.specs["G"].build(), cfg.init)
+        self.D = init_weights(self.specs["D"].build(), cfg.init)
         self.gan = GANLoss(cfg.gan_mode)
         # the same latent vectors for every preview, so grids show progress, not new draws
         noise = torch.randn(64, cfg.latent_dim, generator=torch.Generator().manual_seed(0))
         self.register_buffer("preview_noise", noise, persistent=False)
 
-    def make_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-        return {"G": adam(self.G.parameters(), train), "D": adam(self.D.parameters(), train)}
+    @classmethod
+    def for_run(cls, cfg: RunConfig) -> DCGAN:
+        assert isinstance(cfg.model, DCGANConfig)
+        return cls(cfg.model, cfg.data.output_nc, cfg.data.crop_size)
 
-    def training_step(
-        self, batch: dict[str, Any], opt: dict[str, torch.optim.Optimizer]
-    ) -> dict[str, torch.Tensor]:
+    def param_groups(self) -> dict[str, list[nn.Module]]:
+        return {"G": [self.G], "D": [self.D]}
+
+    def training_step(self, batch: dict[str, Any], update: Update) -> dict[str, torch.Tensor]:
         real = batch["image"]
         z = torch.randn(real.shape[0], self.cfg.latent_dim, device=real.device)
         fake = self.G(z)
 
         set_requires_grad([self.D], True)
         loss_D, terms = discriminator_loss(self.gan, self.D, real, fake, self.cfg.lambda_gp)
-        opt["D"].zero_grad(set_to_none=True)
-        loss_D.backward()
-        opt["D"].step()
+        update("D", loss_D)
 
         set_requires_grad([self.D], False)
         loss_G = self.gan.generator_loss(self.D(fake))
-        opt["G"].zero_grad(set_to_none=True)
-        loss_G.backward()
-        opt["G"].step()
+        update("G", loss_G)
 
         losses = {"D" + k: v for k, v in terms.items()}
         losses["G"] = loss_G
@@ -77,13 +90,8 @@ class DCGAN(NoExtraState, nn.Module):
                 f"got {width}x{height}"
             )
 
-    def describe_nets(self) -> dict[str, Any]:
-        cfg = self.cfg
-        gen = {"latent_dim": cfg.latent_dim, "ngf": cfg.ngf, "size": self.size}
-        return {
-            "G": net_spec("generator", gen, cfg.latent_dim, self.channels),
-            "D": net_spec("discriminator", {"ndf": cfg.ndf, "size": self.size}, self.channels),
-        }
+    def net_specs(self) -> dict[str, NetSpec]:
+        return self.specs
 
     def translate_nets(self, direction: str) -> dict[str, str]:
         return {}  # unconditional: DCGAN generates, it does not translate

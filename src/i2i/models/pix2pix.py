@@ -6,21 +6,30 @@ G maps a source image x to a target y; a conditional PatchGAN D judges (x, y) pa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from i2i.config import Pix2PixConfig, TrainConfig
+from i2i.config import Pix2PixConfig
 from i2i.losses import GANLoss, discriminator_loss, reconstruction_loss
-from i2i.models.base import NoExtraState, adam, check_translation_size, net_spec, set_requires_grad
+from i2i.models.base import (
+    MODELS,
+    DataKind,
+    Model,
+    Update,
+    check_translation_size,
+    set_requires_grad,
+)
 from i2i.nets import build_discriminator, build_generator, init_weights
+from i2i.runs.card import NetSpec
 
 RECON_NAMES = {"l1": "G_L1", "l2": "G_L2", "l1+l2": "G_L1L2"}
 
 
-class Pix2Pix(NoExtraState, nn.Module):
-    kind = "pix2pix"
+@MODELS.register("pix2pix")
+class Pix2Pix(Model):
+    data: ClassVar[DataKind] = "paired"
 
     def __init__(self, cfg: Pix2PixConfig, in_channels: int = 3, out_channels: int = 3) -> None:
         super().__init__()
@@ -36,12 +45,10 @@ class Pix2Pix(NoExtraState, nn.Module):
         )
         self.gan = GANLoss(cfg.gan_mode)
 
-    def make_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-        return {"G": adam(self.G.parameters(), train), "D": adam(self.D.parameters(), train)}
+    def param_groups(self) -> dict[str, list[nn.Module]]:
+        return {"G": [self.G], "D": [self.D]}
 
-    def training_step(
-        self, batch: dict[str, Any], opt: dict[str, torch.optim.Optimizer]
-    ) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: dict[str, Any], update: Update) -> dict[str, torch.Tensor]:
         real_A, real_B = batch["A"], batch["B"]
         fake_B = self.G(real_A)
 
@@ -54,18 +61,13 @@ class Pix2Pix(NoExtraState, nn.Module):
             torch.cat([real_A, fake_B], dim=1),
             self.cfg.lambda_gp,
         )
-        opt["D"].zero_grad(set_to_none=True)
-        loss_D.backward()
-        opt["D"].step()
+        update("D", loss_D)
 
         # G: fool D on (x, G(x)) and stay close to y
         set_requires_grad([self.D], False)
         loss_G_GAN = self.gan.generator_loss(self.D(torch.cat([real_A, fake_B], dim=1)))
         loss_recon = reconstruction_loss(self.cfg.recon_loss, fake_B, real_B, self.cfg.recon_mix)
-        loss_G = loss_G_GAN + self.cfg.lambda_recon * loss_recon
-        opt["G"].zero_grad(set_to_none=True)
-        loss_G.backward()
-        opt["G"].step()
+        update("G", loss_G_GAN + self.cfg.lambda_recon * loss_recon)
 
         losses = {"D" + suffix: value for suffix, value in terms.items()}
         losses.update({"G_GAN": loss_G_GAN, RECON_NAMES[self.cfg.recon_loss]: loss_recon})
@@ -79,12 +81,12 @@ class Pix2Pix(NoExtraState, nn.Module):
     def check_image_size(self, height: int, width: int) -> None:
         check_translation_size(self.G, self.cfg.generator, self.cfg.discriminator, height, width)
 
-    def describe_nets(self) -> dict[str, Any]:
+    def net_specs(self) -> dict[str, NetSpec]:
         """What a checkpoint needs to rebuild each network without the training config."""
         c_in, c_out = self.in_channels, self.out_channels
         return {
-            "G": net_spec("generator", self.cfg.generator, c_in, c_out),
-            "D": net_spec("discriminator", self.cfg.discriminator, c_in + c_out),
+            "G": NetSpec("generator", self.cfg.generator, c_in, c_out),
+            "D": NetSpec("discriminator", self.cfg.discriminator, c_in + c_out),
         }
 
     def translate_nets(self, direction: str) -> dict[str, str]:

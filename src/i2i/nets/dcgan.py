@@ -8,6 +8,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from i2i.config import DCGANDiscriminatorConfig, DCGANGeneratorConfig
+from i2i.errors import ConfigError
+from i2i.nets.registry import DISCRIMINATORS, GENERATORS
+
 
 def dcgan_plan(size: int) -> tuple[int, int]:
     """(start side, number of doublings) that reach ``size``."""
@@ -17,9 +21,11 @@ def dcgan_plan(size: int) -> tuple[int, int]:
             ups += 1
         if ups >= 1 and start * 2**ups == size:
             return start, ups
-    raise ValueError(
-        f"DCGAN image size {size} is not 4 or 7 times a power of two (e.g. 28, 32, 64); "
-        "resize the data with --crop-size"
+    below = max((s * 2**k for s in (4, 7) for k in range(1, 16) if s * 2**k <= size), default=8)
+    raise ConfigError(
+        f"--crop-size {size}: a DCGAN image size must be 4 or 7 times a power of two (8, 14, "
+        f"16, 28, 32, 56, 64 ...), and {size} is not 4 or 7 times a power of two; use "
+        f"--crop-size {below} (with --preprocess resize for images of another size)"
     )
 
 
@@ -69,3 +75,17 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x).flatten(1)
+
+
+@GENERATORS.register("dcgan")
+def dcgan_generator(cfg: DCGANGeneratorConfig, c_in: int, c_out: int | None) -> DCGANGenerator:
+    """``c_in`` is the latent vector's length, ``c_out`` the image's channels."""
+    assert c_out is not None
+    return DCGANGenerator(c_in, c_out, cfg.size, cfg.ngf)
+
+
+@DISCRIMINATORS.register("dcgan")
+def dcgan_discriminator(
+    cfg: DCGANDiscriminatorConfig, c_in: int, c_out: int | None
+) -> DCGANDiscriminator:
+    return DCGANDiscriminator(c_in, cfg.size, cfg.ndf)

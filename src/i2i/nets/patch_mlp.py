@@ -8,6 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from i2i.config import PatchMLPConfig
+from i2i.nets.registry import HEADS
+
 
 class PatchSampleMLP(nn.Module):
     def __init__(self, channels: list[int], width: int = 256) -> None:
@@ -35,3 +38,8 @@ class PatchSampleMLP(nn.Module):
             out.append(F.normalize(mlp(sampled), dim=1))
             ids.append(idx)
         return out, ids
+
+
+@HEADS.register("patch_mlp")
+def patch_mlp(cfg: PatchMLPConfig, c_in: int, c_out: int | None) -> PatchSampleMLP:
+    return PatchSampleMLP(cfg.channels, cfg.width)

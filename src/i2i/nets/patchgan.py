@@ -10,8 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from i2i.config import Norm
-from i2i.nets.layers import Conv2d, conv_bias, norm_layer
+from i2i.config import DiscriminatorConfig, Norm
+from i2i.nets.layers import conv_bias, norm_layer
+from i2i.nets.registry import DISCRIMINATORS
 
 
 def receptive_field(net: nn.Module) -> int:
@@ -32,8 +33,6 @@ class PatchDiscriminator(nn.Module):
         self, in_channels: int, ndf: int = 64, n_layers: int = 3, norm: Norm = "instance"
     ) -> None:
         super().__init__()
-        if n_layers < 1:
-            raise ValueError(f"n_layers must be at least 1, got {n_layers}")
         make_norm, bias = norm_layer(norm), conv_bias(norm)
         layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         width = ndf
@@ -41,12 +40,11 @@ class PatchDiscriminator(nn.Module):
             prev, width = width, ndf * min(2**n, 8)
             stride = 2 if n < n_layers else 1  # the last widening conv keeps the resolution
             layers += [
-                Conv2d(prev, width, 4, stride, 1, bias=bias),  # Winograd on the CPU at stride 1
+                nn.Conv2d(prev, width, 4, stride, 1, bias=bias),
                 make_norm(width),
                 nn.LeakyReLU(0.2, True),
             ]
-        # one real/fake logit per patch (a product and fold on the CPU: one output channel)
-        layers.append(Conv2d(width, 1, 4, 1, 1))
+        layers.append(nn.Conv2d(width, 1, 4, 1, 1))  # one real/fake logit per patch
         self.model = nn.Sequential(*layers)
         self.n_layers = n_layers
         self.receptive_field = receptive_field(self.model)
@@ -79,3 +77,13 @@ class PixelDiscriminator(nn.Module):
 
     def extra_repr(self) -> str:
         return f"receptive_field={self.receptive_field}px"
+
+
+@DISCRIMINATORS.register("patch")
+def patch(cfg: DiscriminatorConfig, c_in: int, c_out: int | None) -> PatchDiscriminator:
+    return PatchDiscriminator(c_in, cfg.ndf, cfg.n_layers, cfg.norm)
+
+
+@DISCRIMINATORS.register("pixel")
+def pixel(cfg: DiscriminatorConfig, c_in: int, c_out: int | None) -> PixelDiscriminator:
+    return PixelDiscriminator(c_in, cfg.ndf, cfg.norm)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from i2i.config import Norm
-from i2i.nets.layers import Conv2d, conv_bias, norm_layer
+from i2i.config import GeneratorConfig, Norm
+from i2i.errors import ConfigError
+from i2i.nets.layers import conv_bias, norm_layer
+from i2i.nets.registry import GENERATORS
 
 
 class ResidualBlock(nn.Module):
@@ -16,13 +18,13 @@ class ResidualBlock(nn.Module):
         make_norm, bias = norm_layer(norm), conv_bias(norm)
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(1),
-            Conv2d(channels, channels, 3, bias=bias),
+            nn.Conv2d(channels, channels, 3, bias=bias),
             make_norm(channels),
             nn.ReLU(True),
         ]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
-        layers += [nn.ReflectionPad2d(1), Conv2d(channels, channels, 3, bias=bias)]
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias)]
         layers.append(make_norm(channels))
         self.body = nn.Sequential(*layers)
 
@@ -83,3 +85,22 @@ class ResnetGenerator(nn.Module):
             if i in layers:
                 feats.append(x)
         return feats
+
+
+def _resnet(n_blocks: int) -> None:
+    """Register the ResNet generator with ``n_blocks`` residual blocks (``depth`` overrides)."""
+
+    @GENERATORS.register(f"resnet_{n_blocks}blocks")
+    def build(cfg: GeneratorConfig, c_in: int, c_out: int | None) -> ResnetGenerator:
+        assert c_out is not None
+        if not cfg.skip:
+            raise ConfigError(
+                f"--no-skip (model.generator.skip: false) is a U-Net option: it removes a "
+                f"U-Net's skip connections, and {cfg.kind} has none; use it with "
+                "--generator unet_128 or unet_256"
+            )
+        return ResnetGenerator(c_in, c_out, cfg.depth or n_blocks, cfg.ngf, cfg.norm, cfg.dropout)
+
+
+_resnet(6)
+_resnet(9)

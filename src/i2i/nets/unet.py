@@ -11,8 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from i2i.config import Norm
-from i2i.nets.layers import Conv2d, ConvTranspose2d, conv_bias, norm_layer
+from i2i.config import GeneratorConfig, Norm
+from i2i.errors import ConfigError
+from i2i.nets.layers import conv_bias, norm_layer
+from i2i.nets.registry import GENERATORS
 
 
 class UNetGenerator(nn.Module):
@@ -28,7 +30,9 @@ class UNetGenerator(nn.Module):
     ) -> None:
         super().__init__()
         if num_downs < 2:
-            raise ValueError(f"a U-Net needs at least 2 downsamplings, got {num_downs}")
+            raise ConfigError(
+                f"model.generator.depth {num_downs}: a U-Net needs at least 2 downsamplings"
+            )
         self.num_downs, self.skip = num_downs, skip
         make_norm, bias = norm_layer(norm), conv_bias(norm)
         # channels after each encoder level: ngf, 2ngf, 4ngf, 8ngf, 8ngf, ...
@@ -40,7 +44,7 @@ class UNetGenerator(nn.Module):
             if i > 0:
                 layers.append(nn.LeakyReLU(0.2, inplace=False))
             c_in = in_channels if i == 0 else widths[i - 1]
-            layers.append(Conv2d(c_in, width, 4, 2, 1, bias=bias or i == 0))
+            layers.append(nn.Conv2d(c_in, width, 4, 2, 1, bias=bias or i == 0))
             if 0 < i < num_downs - 1:  # no norm on the input level nor the 1x1 bottleneck
                 layers.append(make_norm(width))
             self.down.append(nn.Sequential(*layers))
@@ -52,7 +56,7 @@ class UNetGenerator(nn.Module):
             c_in = widths[i] * (1 if innermost or not skip else 2)
             c_out = out_channels if outermost else widths[i - 1]
             layers = [nn.ReLU(inplace=False)]
-            layers.append(ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias or outermost))
+            layers.append(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias or outermost))
             if outermost:
                 layers.append(nn.Tanh())
             else:
@@ -89,3 +93,18 @@ class UNetGenerator(nn.Module):
                 y = torch.cat([feats[i], y], dim=1)
             y = self.up[i](y)
         return y
+
+
+def _unet(num_downs: int) -> None:
+    """Register the U-Net whose ``num_downs`` downsamplings take a 2^num_downs px input to a
+    1x1 bottleneck (``depth`` overrides it)."""
+
+    @GENERATORS.register(f"unet_{2**num_downs}")
+    def build(cfg: GeneratorConfig, c_in: int, c_out: int | None) -> UNetGenerator:
+        assert c_out is not None
+        depth = cfg.depth or num_downs
+        return UNetGenerator(c_in, c_out, depth, cfg.ngf, cfg.norm, cfg.dropout, cfg.skip)
+
+
+_unet(7)  # unet_128
+_unet(8)  # unet_256

@@ -31,8 +31,10 @@ from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from i2i.data.images import BadImageError, array_to_pil
+from i2i.data.images import array_to_pil
+from i2i.errors import BadImageError, ConfigError
 from i2i.infer.translator import Translator
+from i2i.runs.checkpoint import read_card, resolve_checkpoint
 
 FORMATS = {
     "png": ("PNG", "image/png"),
@@ -68,7 +70,7 @@ class ServedModel:
             "backend": t.backend,
             "input_channels": t.input_channels,
             "size_multiple": t.size_multiple,
-            "train_size": t.description.get("translate", {}).get("train_size"),
+            "train_size": t.description.get("train_size"),
             "input_rules": "any size; padded to size_multiple and cropped back; gray/RGB/RGBA "
             "and 16-bit images are converted",
         }
@@ -79,20 +81,17 @@ def load_models(
 ) -> dict[str, ServedModel]:
     """``NAME=CHECKPOINT`` specs -> served models. A CycleGAN serves both directions: NAME for
     its training direction, NAME-BtoA (or NAME-AtoB) for the other."""
-    from i2i.config import ConfigError
-    from i2i.train.checkpoint import read_description, resolve_checkpoint
-
     models: dict[str, ServedModel] = {}
     for spec in specs:
         name, eq, path = spec.partition("=")
         if not eq or not name or not path:
             raise ConfigError(f"--model {spec!r}: expected NAME=CHECKPOINT")
         ckpt = resolve_checkpoint(path)
-        desc = read_description(ckpt)
-        if "translate" not in desc:
-            raise ConfigError(f"--model {spec!r}: a {desc['model']} model does not translate")
-        default = desc["translate"]["default"]
-        for direction in desc["translate"]["nets"]:
+        card = read_card(ckpt)
+        if card.translate is None:
+            raise ConfigError(f"--model {spec!r}: a {card.model} model does not translate")
+        default = card.translate.default
+        for direction in card.translate.nets:
             key = name if direction == default else f"{name}-{direction}"
             if key in models:
                 raise ConfigError(f"--model {spec!r}: the name {key!r} is taken")

@@ -3,30 +3,29 @@
 ``i2i train --devices N ...`` runs the same command under ``torchrun --standalone
 --nproc-per-node N``; for several machines, run ``torchrun --nnodes ... -m i2i train ...`` on each
 (with a run folder they share). Each process trains its slice of every global batch
-(``train.batch_size`` is the global batch) and the gradients are averaged across processes before
-each optimizer step, so N processes take the steps one process would take with the whole batch.
-Process 0 writes the run folder.
+(``train.batch_size`` is the global batch) and the gradients are averaged across processes in
+each update (``i2i.train.step.Updater``), so N processes take the steps one process would take
+with the whole batch. Process 0 writes the run folder.
 
-Why averaging in the optimizer step rather than ``DistributedDataParallel``: a GAN step
-backpropagates through the discriminator twice, with its parameters frozen in between (the
-generator's update), which DDP's gradient reducer does not expect unless every call site unwraps
-the model. An optimizer step pre-hook keeps the models free of wrappers and the checkpoints free of
-``module.`` prefixes; the price is that communication does not overlap the backward pass. Batch
-norm statistics stay per process (instance norm, the default, is per image anyway).
+Why averaging in the update rather than ``DistributedDataParallel``: a GAN step backpropagates
+through the discriminator twice, with its parameters frozen in between (the generator's update),
+which DDP's gradient reducer does not expect unless every call site unwraps the model. Averaging
+in the loop's update keeps the models free of wrappers and the checkpoints free of ``module.``
+prefixes; the price is that communication does not overlap the backward pass. Batch norm
+statistics stay per process (instance norm, the default, is per image anyway).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from i2i.config import ConfigError
-from i2i.train.accel import pick_device
+from i2i.device import pick_device
+from i2i.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -62,25 +61,10 @@ def check_batch(batch_size: int, procs: Processes) -> None:
         )
 
 
-def share_start(model: nn.Module, optimizers: dict[str, torch.optim.Optimizer]) -> None:
-    """Start every process from process 0's weights, and average gradients before each step."""
+def share_start(model: nn.Module) -> None:
+    """Start every process from process 0's weights."""
     for tensor in model.state_dict().values():
         dist.broadcast(tensor, src=0)
-    for optimizer in optimizers.values():
-        optimizer.register_step_pre_hook(_average_gradients)
-
-
-def _average_gradients(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-    grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])  # one all-reduce instead of one per tensor
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()
 
 
 def average(values: torch.Tensor, procs: Processes) -> torch.Tensor:

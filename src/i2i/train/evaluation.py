@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import torch
 
-from i2i.config import ConfigError, RunConfig
+from i2i.config import RunConfig
 from i2i.data.paired import PairedDataset, locate
+from i2i.errors import ConfigError
 from i2i.infer.translator import Translator
 from i2i.metrics.evaluate import score_translations
 from i2i.metrics.features import FeatureExtractor, build_extractor
 from i2i.metrics.names import DISTRIBUTION, check_metrics
 from i2i.metrics.paired import LPIPS
 from i2i.metrics.scorer import Scorer
-from i2i.models import AnyModel
-from i2i.nets.resnet import ResnetGenerator
-from i2i.nets.unet import UNetGenerator
+from i2i.models import Model
+from i2i.nets import ResnetGenerator, UNetGenerator
 
 
 class TrainingEvaluator:
@@ -44,7 +44,7 @@ class TrainingEvaluator:
             self.extractor = build_extractor("inception", device=device)
         self.lpips = LPIPS(device) if self.metric == "lpips" else None
 
-    def __call__(self, model: AnyModel) -> float:
+    def __call__(self, model: Model) -> float:
         direction = self.cfg.data.direction
         net_name = model.translate_nets(direction)[direction]
         net = model.get_submodule(net_name)
@@ -52,5 +52,5 @@ class TrainingEvaluator:
         translator = Translator(net, self.device, self.cfg.data.input_nc)
         scorer = Scorer([self.metric], self.extractor, self.lpips)
         score_translations(translator, self.dataset, scorer, self.cfg.data.crop_size, self.count)
-        model.train()  # the translator switched the generator to eval mode
+        net.train()  # the translator switched the generator to eval mode
         return scorer.compute()[self.metric]

@@ -4,6 +4,9 @@ Every ``log_every`` steps the losses go to TensorBoard and ``metrics.jsonl``; ev
 ``image_every`` steps a sample grid is saved; every ``save_every`` steps (and at the end) an
 atomic checkpoint. A resumed run restores weights, optimizers, the step and the RNG, and the
 data order is a function of (seed, epoch), so it continues the same loss trajectory.
+
+The loop owns how a step runs (device, precision, data parallelism, the CPU kernels); a model's
+``training_step`` computes the paper's losses and calls ``update`` (``i2i.train.step``).
 """
 
 from __future__ import annotations
@@ -13,47 +16,40 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import torch
 import yaml
 from torch.utils.data import DataLoader, default_collate
 from tqdm import tqdm
 
-from i2i import __version__
-from i2i.config import RunConfig, from_dict, to_dict
+from i2i.config import RunConfig, to_dict
 from i2i.data.build import Pixels, open_datasets
 from i2i.data.paired import EpochBatchSampler, steps_per_epoch
 from i2i.data.transforms import network_range
+from i2i.device import configure_backends
+from i2i.errors import ConfigError, RunExistsError, TrainingDiverged
+from i2i.kernels import cpu_kernels_enabled, use_cpu_kernels
 from i2i.metrics.names import better
-from i2i.models import DATA_KINDS, AnyModel, build_model
-from i2i.train import distributed
-from i2i.train.accel import (
-    accelerate,
-    autocast,
-    configure_backends,
-    loader_workers,
-    to_device,
-)
-from i2i.train.checkpoint import (
-    FORMAT,
-    LATEST,
-    VERSION,
+from i2i.models import build_model, data_kind, model_card
+from i2i.runs.checkpoint import (
+    latest_name,
     load_trainer_state,
     load_weights,
     mark_best,
     read_best,
     resolve_checkpoint,
     save_checkpoint,
+    write_text_atomic,
 )
+from i2i.runs.layout import CONFIG, LATEST
+from i2i.runs.storage import RunMirror, is_url
+from i2i.train import distributed
+from i2i.train.accel import accelerate, autocast, loader_workers, to_device
+from i2i.train.evaluation import TrainingEvaluator
 from i2i.train.monitor import RunMonitor, plot_loss_curves
-from i2i.train.storage import RunMirror, is_url
+from i2i.train.step import Updater, make_optimizers
 
 log = logging.getLogger("i2i")
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; the last good checkpoint is kept untouched."""
 
 
 @dataclass
@@ -64,24 +60,25 @@ class TrainResult:
     seconds: float
     last_losses: dict[str, float]
     main: bool = True  # the process that reports (rank 0 under torchrun)
-
-
-def load_run_config(run_dir: str | Path) -> RunConfig:
-    """A run's config.yaml (a run at a URL is fetched into the local cache first)."""
-    if is_url(run_dir):
-        mirror = RunMirror(str(run_dir))
-        mirror.pull_for_resume()
-        run_dir = mirror.local
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir}: not a run folder (no config.yaml)")
-    return from_dict(RunConfig, yaml.safe_load(path.read_text()))
+    start_step: int = 0  # where a resumed run started
 
 
 def lr_factor(step: int, steps_per_epoch: int, epochs: int, epochs_decay: int) -> float:
     """Constant for ``epochs``, then linear decay over ``epochs_decay`` (as in pix2pix)."""
     epoch = step / steps_per_epoch
     return 1.0 - max(0.0, epoch - epochs) / (epochs_decay + 1)
+
+
+def prepare_run_folder(run_dir: Path, cfg: RunConfig) -> None:
+    """Create the run folder and write its ``config.yaml`` atomically (a kill at any moment
+    leaves the old file or the new one); an unwritable folder is one ConfigError."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run_dir / CONFIG, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    except PermissionError as exc:
+        raise ConfigError(
+            f"{run_dir}: cannot write the run folder ({exc.strerror}); choose another --out"
+        ) from None
 
 
 def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainResult:
@@ -91,7 +88,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     ckpt_root = run_dir / "checkpoints"
     exists = mirror.exists() if mirror else (ckpt_root / LATEST).exists()
     if not resume and exists:
-        raise FileExistsError(
+        raise RunExistsError(
             f"{dest} already holds a run; resume it with --resume {dest}, or choose another --out"
         )
     procs, device = distributed.setup(cfg.train.device)  # one process unless under torchrun
@@ -99,8 +96,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     if mirror and procs.main:
         mirror.prepare(resume)
     if procs.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        prepare_run_folder(run_dir, cfg)
     configure_backends(device, cfg.train.deterministic)
     torch.manual_seed(cfg.train.seed)
     channels_last = cfg.train.channels_last
@@ -108,18 +104,20 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     # data: the training split, and fixed examples for sample grids (val split when present)
     workers = loader_workers(cfg.data.num_workers, device)
     data_cfg = replace(cfg.data, num_workers=workers)
-    train_set, preview_set = open_datasets(data_cfg, DATA_KINDS[cfg.model.kind])
+    train_set, preview_set = open_datasets(data_cfg, data_kind(cfg.model.kind))
     n_preview = min(cfg.train.num_samples, len(preview_set))
     preview = default_collate([preview_set[i] for i in range(n_preview)])
     preview_batch = to_device(preview, device, channels_last)
 
-    # model and optimizers
+    # model, how it runs, and its optimizers
     model = build_model(cfg)
     model.to(device)
     first = next(v for v in train_set[(0, 0)].values() if isinstance(v, torch.Tensor))
     model.check_image_size(*first.shape[1:])
+    if device.type == "cpu" and cpu_kernels_enabled(cfg.train.cpu_kernels):
+        use_cpu_kernels(model)
     accelerate(model, cfg.train)
-    opt = model.make_optimizers(cfg.train)
+    update = Updater(make_optimizers(model, cfg.train), cfg.train, device, procs.world)
     bs = cfg.train.batch_size
     epoch_steps = steps_per_epoch(len(train_set), bs, procs.world)
     total_epochs = cfg.train.epochs + cfg.train.epochs_decay
@@ -132,22 +130,18 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         ckpt = resolve_checkpoint(run_dir)
         state = load_trainer_state(ckpt)
         model.load_state_dict(load_weights(ckpt))
-        for name, optimizer in opt.items():
-            optimizer.load_state_dict(state["optimizers"][name])
+        update.load_state_dict(state)
         model.load_train_state(state["model"])
         step = state["step"]
         torch.set_rng_state(state["rng"]["torch"])
         if device.type == "cuda" and state["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    start_step = step
     if procs.world > 1:
-        distributed.share_start(model, opt)
+        distributed.share_start(model)
         torch.manual_seed(cfg.train.seed + procs.rank + step)  # own dropout masks per process
     monitor = RunMonitor(run_dir, resume_step=step) if procs.main else None
-    evaluator = None
-    if cfg.train.eval_every and procs.main:
-        from i2i.train.evaluation import TrainingEvaluator  # imports infer, which imports us
-
-        evaluator = TrainingEvaluator(cfg, device)
+    evaluator = TrainingEvaluator(cfg, device) if cfg.train.eval_every and procs.main else None
     best = read_best(ckpt_root) if resume else None
     log.info(
         "%s %s run %s: %d training samples, %d steps/epoch, %d steps in all, device %s%s",
@@ -166,14 +160,15 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     def checkpoint() -> Path:
         if not procs.main:  # process 0 writes the run folder
             return ckpt_root / f"step_{step:08d}"
+        check_finite_weights(model, step, ckpt_root)
         saved = save_checkpoint(
             ckpt_root,
             f"step_{step:08d}",
             model.state_dict(),
-            describe(model, cfg, step),
+            model_card(model, cfg, step),
             trainer_state={
                 "step": step,
-                "optimizers": {k: o.state_dict() for k, o in opt.items()},
+                **update.state_dict(),
                 "model": model.train_state(),
                 "rng": {
                     "torch": torch.get_rng_state(),
@@ -242,12 +237,12 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
             lr = cfg.train.lr * lr_factor(
                 step, epoch_steps, cfg.train.epochs, cfg.train.epochs_decay
             )
-            for optimizer in opt.values():
+            for optimizer in update.optimizers.values():
                 for group in optimizer.param_groups:
                     group["lr"] = lr
             batch = network_range(to_device(batch, device, channels_last))
             with autocast(cfg.train, device):
-                out = model.training_step(batch, opt)
+                out = model.training_step(batch, update)
             unread.append(out)
             step += 1
             steps_done += 1
@@ -300,7 +295,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         if monitor:
             monitor.close()
         distributed.finish(procs)
-    return TrainResult(run_dir, final, step, elapsed, losses, procs.main)
+    return TrainResult(run_dir, final, step, elapsed, losses, procs.main, start_step)
 
 
 def read_losses(
@@ -317,40 +312,26 @@ def read_losses(
         if bad:
             raise TrainingDiverged(
                 f"loss {', '.join(bad)} at step {step - len(rows) + i + 1}: training stopped. "
-                f"The last good checkpoint ({_latest(ckpt_root)}) is untouched; resume from it "
-                "with a lower learning rate (--lr) or another --gan-mode."
+                f"{_last_good(ckpt_root)}; resume from it with a lower learning rate (--lr) "
+                "or another --gan-mode."
             )
     return dict(zip(names, rows[-1], strict=True))
 
 
-def describe(model: AnyModel, cfg: RunConfig, step: int) -> dict[str, Any]:
-    """The checkpoint's ``model.json``: enough to rebuild and use the model without config.yaml.
-
-    ``translate`` maps each direction the model can translate to the network that does it;
-    an unconditional model has ``sample`` instead.
-    """
-    desc: dict[str, Any] = {
-        "format": FORMAT,
-        "version": VERSION,
-        "i2i_version": __version__,
-        "model": cfg.model.kind,
-        "step": step,
-        "nets": model.describe_nets(),
-        "normalization": "network pixels = 2x - 1 for image pixels x in [0, 1]; back: (y + 1) / 2",
-        "config": to_dict(cfg),
-    }
-    nets = model.translate_nets(cfg.data.direction)
-    if nets:
-        desc["translate"] = {
-            "nets": nets,
-            "default": cfg.data.direction,
-            "train_size": cfg.data.crop_size,
-        }
-    else:
-        desc["sample"] = {"net": "G", "size": cfg.data.crop_size, "channels": cfg.data.output_nc}
-    return desc
+def check_finite_weights(model: torch.nn.Module, step: int, ckpt_root: Path) -> None:
+    """Refuse to save weights that hold NaN or inf: the loss of a step is computed before its
+    update, so an update can blow up weights while every logged loss was finite."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise TrainingDiverged(
+                f"weights ({name}) became NaN or infinite by step {step}: training stopped "
+                f"without saving them. {_last_good(ckpt_root)}; resume from it with a lower "
+                "learning rate (--lr) or another --gan-mode."
+            )
 
 
-def _latest(ckpt_root: Path) -> str:
-    pointer = ckpt_root / LATEST
-    return str(ckpt_root / pointer.read_text().strip()) if pointer.exists() else "none yet"
+def _last_good(ckpt_root: Path) -> str:
+    name = latest_name(ckpt_root)
+    if name is None:
+        return "No checkpoint was written yet"
+    return f"The last good checkpoint ({ckpt_root / name}) is untouched"

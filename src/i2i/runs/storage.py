@@ -19,9 +19,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-RUN_FILES = ("config.yaml", "metrics.jsonl", "eval.jsonl", "train.log", "samples.png",
-             "loss_curves.png")  # fmt: skip
-POINTERS = ("best.json", "best", "latest")  # upload order: "latest" last
+from i2i.errors import CheckpointError, ConfigError
+from i2i.runs.layout import (
+    BEST,
+    CARD,
+    LATEST,
+    POINTERS,
+    RUN_FILES,
+    TRAINER_JSON,
+    TRAINER_TENSORS,
+    WEIGHTS,
+)
 
 
 def is_url(path: str | Path) -> bool:
@@ -42,7 +50,7 @@ def _fs(url: str) -> tuple[Any, str]:
     try:
         import fsspec
     except ImportError:  # pragma: no cover - depends on the install
-        raise RuntimeError(
+        raise ConfigError(
             f"{url}: object storage needs the storage extra: pip install 'i2i[storage]'"
         ) from None
     fs, path = fsspec.core.url_to_fs(url)
@@ -51,23 +59,21 @@ def _fs(url: str) -> tuple[Any, str]:
 
 def fetch_checkpoint(url: str, with_trainer: bool = False) -> Path:
     """Download the checkpoint ``url`` names (a checkpoint, a run, or a pointer) to the cache."""
-    from i2i.train.checkpoint import CheckpointError
-
     fs, path = _fs(url)
-    candidates = [path] if fs.exists(f"{path}/model.json") else []
+    candidates = [path] if fs.exists(f"{path}/{CARD}") else []
     if not candidates:
-        for pointer in (path, f"{path}/latest", f"{path}/checkpoints/latest"):
-            if fs.isfile(pointer) and pointer.rsplit("/", 1)[-1] in ("latest", "best"):
+        for pointer in (path, f"{path}/{LATEST}", f"{path}/checkpoints/{LATEST}"):
+            if fs.isfile(pointer) and pointer.rsplit("/", 1)[-1] in (LATEST, BEST):
                 name = fs.cat_file(pointer).decode().strip()
                 candidates.append(f"{pointer.rsplit('/', 1)[0]}/{name}")
                 break
-    if not candidates or not fs.exists(f"{candidates[0]}/model.json"):
+    if not candidates or not fs.exists(f"{candidates[0]}/{CARD}"):
         raise CheckpointError(f"{url}: no checkpoint there (model.json, or checkpoints/latest)")
     remote = candidates[0]
     local = cache_dir("checkpoints", f"{fs.protocol}:{remote}")
-    names = ["model.json", "model.safetensors"]
+    names = [CARD, WEIGHTS]
     if with_trainer:
-        names += ["trainer.json", "trainer.safetensors"]
+        names += [TRAINER_JSON, TRAINER_TENSORS]
     local.mkdir(parents=True, exist_ok=True)
     for name in names:
         target = local / name
@@ -87,7 +93,7 @@ class RunMirror:
         self.local = cache_dir("runs", self.url)
 
     def exists(self) -> bool:
-        return bool(self.fs.exists(f"{self.path}/checkpoints/latest"))
+        return bool(self.fs.exists(f"{self.path}/checkpoints/{LATEST}"))
 
     def prepare(self, resume: bool) -> None:
         """A fresh local cache for a new run; the remote run's state for a resumed one."""
@@ -98,9 +104,7 @@ class RunMirror:
 
     def pull_for_resume(self) -> None:
         """Bring the run's files and latest checkpoint down, so training can resume here."""
-        from i2i.train.checkpoint import CheckpointError
-
-        pointer = f"{self.path}/checkpoints/latest"
+        pointer = f"{self.path}/checkpoints/{LATEST}"
         if not self.fs.exists(pointer):
             raise CheckpointError(f"{self.url}: no run to resume (no checkpoints/latest)")
         name = self.fs.cat_file(pointer).decode().strip()

@@ -1,11 +1,12 @@
-"""Checkpoints: safetensors weights plus a JSON description, written atomically.
+"""Checkpoints: safetensors weights plus a model card, written atomically.
 
 A checkpoint is a folder::
 
     RUN/checkpoints/step_00001000/
         model.safetensors   every network's weights, keys prefixed by the net's name ("G.", "D.")
-        model.json          what the model is: method, each net's architecture, data direction,
-                            channels, normalization, step; enough to use it without its config
+        model.json          the model card (i2i.runs.card): method, each net's architecture,
+                            data direction, channels, normalization, step; enough to use the
+                            model without its config
         trainer.safetensors optimizer tensors and RNG states (for resume; absent in exports)
         trainer.json        the rest of the trainer state: step, epoch, optimizer settings
     RUN/checkpoints/latest  the name of the newest complete checkpoint
@@ -14,6 +15,10 @@ A checkpoint is a folder::
 Each checkpoint is written into a temporary folder and renamed into place, then ``latest`` is
 replaced (write + rename): a crash at any moment leaves the previous checkpoint intact and
 ``latest`` pointing at a complete one. Nothing is ever unpickled.
+
+Loading a network checks its card against the weights file's header (names and shapes) on
+PyTorch's ``meta`` device before anything is allocated, and refuses non-finite weights: an
+edited or damaged checkpoint is one ``CheckpointError``, not gigabytes or black images.
 """
 
 from __future__ import annotations
@@ -25,30 +30,33 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from i2i.errors import CheckpointError
+from i2i.runs.card import ModelCard
+from i2i.runs.layout import BEST, CARD, LATEST, TRAINER_JSON, TRAINER_TENSORS, WEIGHTS
+from i2i.runs.storage import fetch_checkpoint, is_url
+
 if TYPE_CHECKING:
     import torch
+    from torch import nn
 
 # torch and safetensors.torch are imported by the functions that handle tensors: finding and
 # describing a checkpoint must not cost `import torch` (2-3 s), which a translation run on ONNX
 # Runtime otherwise never pays.
 
-FORMAT = "i2i-checkpoint"
-VERSION = 1
-LATEST = "latest"
-BEST = "best"
-
-
-class CheckpointError(ValueError):
-    """A path holds no usable checkpoint; the message says what was expected."""
-
 
 def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` (temp file, fsync, rename): readers and a crash at any
+    moment see the old file or the new one, never a part."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def flatten_state(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -87,13 +95,14 @@ def save_checkpoint(
     root: Path,
     name: str,
     weights: dict[str, torch.Tensor],
-    description: dict[str, Any],
+    card: ModelCard,
     trainer_state: dict[str, Any] | None = None,
     keep: int | None = None,
 ) -> Path:
     """Write checkpoint ``root/name`` atomically and point ``root/latest`` at it.
 
-    ``keep`` prunes all but the newest ``keep`` step checkpoints afterwards.
+    ``keep`` prunes all but the newest ``keep`` step checkpoints afterwards (the best one is
+    kept too).
     """
     from safetensors.torch import save_file
 
@@ -102,13 +111,13 @@ def save_checkpoint(
     tmp.mkdir()
     try:
         weights = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
-        save_file(weights, str(tmp / "model.safetensors"), metadata={"format": FORMAT})
-        (tmp / "model.json").write_text(json.dumps(description, indent=2))
+        save_file(weights, str(tmp / WEIGHTS), metadata={"format": "i2i-checkpoint"})
+        (tmp / CARD).write_text(card.dumps())
         if trainer_state is not None:
             tensors: dict[str, torch.Tensor] = {}
             meta = flatten_state(trainer_state, "trainer", tensors)
-            save_file(tensors, str(tmp / "trainer.safetensors"))
-            (tmp / "trainer.json").write_text(json.dumps(meta))
+            save_file(tensors, str(tmp / TRAINER_TENSORS))
+            (tmp / TRAINER_JSON).write_text(json.dumps(meta))
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -142,27 +151,31 @@ def read_best(root: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def latest_name(root: Path) -> str | None:
+    """The checkpoint ``root/latest`` names, or None before the first one."""
+    pointer = root / LATEST
+    return pointer.read_text().strip() if pointer.is_file() else None
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint folder from a checkpoint folder, a ``checkpoints/`` folder, a run folder
     (its latest checkpoint) or a pointer file (``RUN/checkpoints/best``); any of these as an
     fsspec URL (``s3://...``) is downloaded to the local cache first."""
-    from i2i.train.storage import fetch_checkpoint, is_url
-
     if is_url(path):
         return fetch_checkpoint(str(path))
     path = Path(path)
-    if (path / "model.json").is_file():
+    if (path / CARD).is_file():
         return path
     if path.is_file() and path.name in (LATEST, BEST):
         ckpt = path.parent / path.read_text().strip()
-        if (ckpt / "model.json").is_file():
+        if (ckpt / CARD).is_file():
             return ckpt
         raise CheckpointError(f"{path} names {ckpt.name}, which is missing or incomplete")
     for folder in (path, path / "checkpoints"):
         pointer = folder / LATEST
         if pointer.is_file():
             ckpt = folder / pointer.read_text().strip()
-            if (ckpt / "model.json").is_file():
+            if (ckpt / CARD).is_file():
                 return ckpt
             raise CheckpointError(f"{pointer} names {ckpt.name}, which is missing or incomplete")
     if not path.exists():
@@ -173,35 +186,115 @@ def resolve_checkpoint(path: str | Path) -> Path:
     )
 
 
-def read_description(ckpt: Path) -> dict[str, Any]:
+def read_card(ckpt: Path) -> ModelCard:
+    """The model card of checkpoint folder ``ckpt``."""
+    return ModelCard.read(ckpt / CARD)
+
+
+def weight_shapes(ckpt: Path) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape in ``ckpt/model.safetensors``, from the file's header alone (no
+    tensor is read). CheckpointError for a missing, truncated or foreign file."""
+    from safetensors import SafetensorError, safe_open
+
+    path = ckpt / WEIGHTS
     try:
-        desc = json.loads((ckpt / "model.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{ckpt / 'model.json'}: unreadable ({exc})") from exc
-    if desc.get("format") != FORMAT:
-        raise CheckpointError(f"{ckpt / 'model.json'}: not an i2i checkpoint description")
-    if desc.get("version", 0) > VERSION:
-        raise CheckpointError(
-            f"{ckpt}: written by a newer i2i (format version {desc['version']}); upgrade i2i"
-        )
-    return desc
+        with safe_open(str(path), "np") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing; a checkpoint needs its weights") from None
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
 
 
 def load_weights(ckpt: Path, prefix: str | None = None) -> dict[str, torch.Tensor]:
     """The tensors of ``model.safetensors``; with ``prefix`` ("G"), only that net's, unprefixed."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    tensors = load_file(str(ckpt / "model.safetensors"), device="cpu")
+    try:
+        tensors = load_file(str(ckpt / WEIGHTS), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(
+            f"{ckpt / WEIGHTS}: not a readable safetensors file ({exc})"
+        ) from None
     if prefix is None:
         return tensors
     head = prefix + "."
     return {k[len(head) :]: v for k, v in tensors.items() if k.startswith(head)}
 
 
+def check_card_matches_weights(ckpt: Path, card: ModelCard, net_name: str) -> None:
+    """Refuse a card whose network ``net_name`` would not hold the weights file's tensors:
+    the network is built on PyTorch's ``meta`` device (no memory) and its parameter names and
+    shapes compared with the safetensors header. One CheckpointError naming the first
+    difference."""
+    import torch
+
+    with torch.device("meta"):
+        expected = card.nets[net_name].build().state_dict()
+    stored = {
+        k[len(net_name) + 1 :]: shape
+        for k, shape in weight_shapes(ckpt).items()
+        if k.startswith(net_name + ".")
+    }
+    where = f"{ckpt}: {CARD} and {WEIGHTS} disagree"
+    missing = sorted(set(expected) - set(stored))
+    if missing:
+        raise CheckpointError(
+            f"{where}: the card's {net_name} needs {net_name}.{missing[0]}, which the weights "
+            f"lack ({len(missing)} missing); the checkpoint is inconsistent"
+        )
+    extra = sorted(set(stored) - set(expected))
+    if extra:
+        raise CheckpointError(
+            f"{where}: the weights hold {net_name}.{extra[0]}, which the card's {net_name} "
+            f"does not have ({len(extra)} extra); the checkpoint is inconsistent"
+        )
+    for key, tensor in expected.items():
+        if tuple(tensor.shape) != stored[key]:
+            raise CheckpointError(
+                f"{where}: {net_name}.{key} is {list(stored[key])} in the weights, but the "
+                f"card's architecture ({_describe(card, net_name)}) needs "
+                f"{list(tensor.shape)}; the checkpoint is inconsistent"
+            )
+
+
+def _describe(card: ModelCard, net_name: str) -> str:
+    spec = card.nets[net_name]
+    fields = ", ".join(f"{k}={v}" for k, v in vars(spec.config).items())
+    return f"{fields}, in_channels={spec.in_channels}"
+
+
+def load_network(ckpt: Path, card: ModelCard, net_name: str) -> nn.Module:
+    """Network ``net_name`` of checkpoint ``ckpt``, weights loaded, on the CPU, in eval mode.
+
+    The card is checked against the weights before anything is allocated; the weights are
+    adopted as they are read (no second copy) and must be finite. CheckpointError otherwise."""
+    import torch
+
+    if net_name not in card.nets:
+        raise CheckpointError(f"{ckpt / CARD}: no network {net_name!r}")
+    check_card_matches_weights(ckpt, card, net_name)
+    weights = load_weights(ckpt, net_name)
+    for key, tensor in weights.items():
+        if not tensor.is_floating_point():
+            continue
+        if not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(
+                f"{ckpt / WEIGHTS}: {net_name}.{key} holds NaN or infinite values (saved from "
+                "a diverged run?); use an earlier checkpoint"
+            )
+        weights[key] = tensor.float()  # the networks compute in float32
+    with torch.device("meta"):
+        net = card.nets[net_name].build()
+    net.load_state_dict(weights, strict=True, assign=True)
+    return net.eval()
+
+
 def load_trainer_state(ckpt: Path) -> dict[str, Any]:
     from safetensors.torch import load_file
 
-    meta_file, tensor_file = ckpt / "trainer.json", ckpt / "trainer.safetensors"
+    meta_file, tensor_file = ckpt / TRAINER_JSON, ckpt / TRAINER_TENSORS
     if not meta_file.is_file():
         raise CheckpointError(f"{ckpt}: holds no trainer state, so training cannot resume from it")
     tensors = load_file(str(tensor_file), device="cpu")

@@ -1,0 +1,116 @@
+"""A user's mistake is one ``error: ...`` line that names the flag, field or file and what to
+do: no traceback, no internal name the user never typed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from i2i.cli import app
+from i2i.train.options import new_config
+
+TINY = ["--load-size", "36", "--crop-size", "32", "--depth", "5", "--ngf", "8", "--ndf", "8",
+        "--disc-layers", "2", "--batch-size", "2", "--max-steps", "1", "--no-progress"]  # fmt: skip
+
+
+def error_line(*args: object) -> str:
+    """Run ``i2i ARGS`` (in-process); assert it failed with exactly one ``error:`` line and
+    return that line."""
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1, result.output
+    assert ("Traceback" not in result.output and result.exception is None) or isinstance(
+        result.exception, SystemExit
+    ), result.output
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("errors") / "data"
+    CliRunner().invoke(app, ["data", "synth", "--out", str(out), "--n-train", "4", "--n-val",
+                             "1", "--size", "40"])  # fmt: skip
+    return out
+
+
+def test_resnet_without_skips_names_the_flag(data, tmp_path):
+    line = error_line("train", "--data", data, "--out", tmp_path / "r", "--generator",
+                      "resnet_9blocks", "--no-skip", *TINY)  # fmt: skip
+    assert "--no-skip" in line and "unet_128" in line
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_a_missing_gpu_is_one_line(data, tmp_path):
+    line = error_line("train", "--data", data, "--out", tmp_path / "r", "--device", "cuda", *TINY)
+    assert "--device cuda: CUDA is not available" in line and "--device cpu" in line
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [(["--gan-mode", "wgan"], "--gan-mode 'wgan': use vanilla, lsgan, hinge, wgan-gp"),
+     (["--ngf", "0"], "model.generator.ngf must be at least 1, got 0"),
+     (["--lr", "-1"], "train.lr must be positive, got -1.0"),
+     (["--dropout", "1.5"], "model.generator.dropout must be below 1, got 1.5"),
+     (["--device", "tpu"], "train.device 'tpu': use auto, cpu, cuda or cuda:N"),
+     (["--pool-size", "10"], "--pool-size does not apply to pix2pix; it is an option of cyclegan")],
+)  # fmt: skip
+def test_bad_flag_values_name_the_option(data, tmp_path, flags, message):
+    assert message in error_line("train", "--data", data, "--out", tmp_path / "r", *TINY, *flags)
+
+
+def test_width_flags_reach_every_model_that_has_them(tmp_path):
+    """--ngf/--ndf set DCGAN's model.ngf/ndf, where pix2pix has model.generator.ngf."""
+    cfg = new_config(None, "dcgan", {"ngf": 16, "ndf": 8, "data": "x"}, [])
+    assert (cfg.model.ngf, cfg.model.ndf) == (16, 8)  # type: ignore[union-attr]
+    cfg = new_config(None, None, {"ngf": 16, "norm": "batch", "data": "x"}, [])
+    assert cfg.model.generator.ngf == 16  # type: ignore[union-attr]
+    assert cfg.model.generator.norm == cfg.model.discriminator.norm == "batch"  # type: ignore[union-attr]
+
+
+def test_help_shows_each_models_own_defaults():
+    result = CliRunner().invoke(app, ["train", "--help"])
+    text = " ".join(result.output.split())  # the help as one line, however it wrapped
+    dropout = text[text.index("--dropout") : text.index("--skip /")]
+    assert "(default: pix2pix: 0.5; cyclegan, cut, fastcut: 0.0)" in dropout
+
+
+def test_the_error_path_is_one_line_in_a_real_process(tmp_path):
+    """As a user runs it: stderr holds one line, and reporting it did not import torch."""
+    script = (
+        "import sys\nfrom i2i.cli import app\n"
+        "try:\n    app(sys.argv[1:])\nexcept SystemExit as exit:\n"
+        "    print('torch' in sys.modules, file=sys.stdout)\n    raise\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, "train", "--data", str(tmp_path), "--set", "train.lr=x"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == ["error: train.lr: expected a number, got 'x'"]
+    assert done.stdout.strip() == "False"
+
+
+def test_yaml_mistakes_name_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  root: data\n   load_size: 36\n")
+    assert f"{bad} line 3: mapping values are not allowed here" in error_line(
+        "train", "--config", bad
+    )
+    tagged = tmp_path / "tag.yaml"
+    tagged.write_text('data: !!python/object/apply:os.system ["echo hi"]\n')
+    assert str(tagged) in error_line("train", "--config", tagged)
+
+
+def test_numbers_in_yaml_and_set_read_as_numbers(tmp_path, data):
+    """YAML 1.1 reads 2e-4 as text; i2i reads it as the number the user meant."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"train": {"lr": "2e-4"}}).replace("'", ""))
+    assert new_config(cfg, None, {}, ["train.beta1=.5", "model.lambda_recon=1E2"]).train.lr == 2e-4
