@@ -28,6 +28,7 @@ Layout = Literal["auto", "side_by_side", "ab_folders", "npz"]
 Direction = Literal["AtoB", "BtoA"]
 Preprocess = Literal["resize_and_crop", "crop", "resize", "none"]
 Norm = Literal["instance", "batch", "none"]
+BatchStats = Literal["running", "image"]
 Init = Literal["normal", "xavier", "kaiming", "orthogonal"]
 GanMode = Literal["vanilla", "lsgan", "hinge", "wgan-gp"]
 ReconLoss = Literal["l1", "l2", "l1+l2"]
@@ -167,6 +168,11 @@ class GeneratorConfig(Section):
                         flag="skip")  # fmt: skip
     depth: int | None = option(None, "U-Net downsamplings or ResNet blocks; none: the kind's own.",
                                flag="depth", min=1, max=16)  # fmt: skip
+    # set by `i2i import` for the reference code's pix2pix models (i2i.runs.importer)
+    batch_stats: BatchStats = option(
+        "running", "Batch norm in translation: its running statistics, or each image's own "
+        "(the pix2pix paper's test-time batch statistics, at batch size 1).",
+    )  # fmt: skip
 
 
 @dataclass

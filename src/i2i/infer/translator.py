@@ -1,8 +1,13 @@
 """Translate images with a trained generator: ``Translator.load(path)(image)``.
 
 Inputs of any size work: the image is padded (reflection) up to the multiple the generator needs,
-translated, and cropped back. The network runs in eval mode, so dropout is off and the result is
-deterministic (batch norm, if used, applies its running statistics).
+translated, and cropped back; ``resize`` translates it at the model's training scale instead
+(``i2i.infer.resize``). The network runs in eval mode, so dropout is off and the result is
+deterministic (batch norm applies its running statistics, or each image's own where the card
+says so); ``dropout=True`` turns the paper's test-time dropout noise on.
+
+A model argument may be a checkpoint or run folder, a URL, a published model's name
+(``horse2zebra``) or a ``.pth`` file of the reference pix2pix/CycleGAN code (imported once).
 
 torch is imported only where the PyTorch backend needs it: translating with an ONNX export (the
 default on the CPU, cached per checkpoint) runs on numpy and ONNX Runtime alone, so a
@@ -11,6 +16,7 @@ default on the CPU, cached per checkpoint) runs on numpy and ONNX Runtime alone,
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,11 +37,13 @@ from i2i.data.images import (
     uint_array_to_float,
 )
 from i2i.errors import BadImageError, CheckpointError, ConfigError, DataError, InputNotFound
-from i2i.infer.onnx import OnnxGenerator, cached_export, export_bytes
+from i2i.infer.onnx import Moments, OnnxGenerator, cached_export, export_bytes
+from i2i.infer.resize import Resize, resize_array
 from i2i.infer.tiles import translate_tiled
 from i2i.infer.writers import ImageWriter
-from i2i.runs.card import ModelCard
+from i2i.runs.card import ModelCard, ScaleInfo
 from i2i.runs.checkpoint import load_network, read_card, resolve_checkpoint
+from i2i.runs.pretrained import resolve_model
 from i2i.version import __version__
 
 if TYPE_CHECKING:
@@ -54,6 +62,7 @@ GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
 
 def onnx_metadata(card: ModelCard, direction: str) -> dict[str, Any]:
     """What an exported file (and a translator's ``description``) keeps of the card."""
+    scale = card.training_scale()
     return {
         "model": card.model,
         "step": card.step,
@@ -61,7 +70,17 @@ def onnx_metadata(card: ModelCard, direction: str) -> dict[str, Any]:
         "normalization": card.normalization,
         "i2i_version": card.i2i_version,
         "train_size": card.translate.train_size if card.translate else None,
+        "scale": dataclasses.asdict(scale) if scale else None,
     }
+
+
+def scale_of(description: dict[str, Any]) -> ScaleInfo | None:
+    """The training scale an exported file's metadata records (files exported before it was
+    recorded: a resize to their training size)."""
+    scale, size = description.get("scale"), description.get("train_size")
+    if isinstance(scale, dict):
+        return ScaleInfo(scale["preprocess"], scale["load_size"], scale["crop_size"])
+    return ScaleInfo("resize", size, size) if isinstance(size, int) else None
 
 
 def fastest_backend(device: str) -> Backend:
@@ -99,6 +118,8 @@ class Translator:
     Call it with a PIL image (returns a PIL image), a uint8/uint16 numpy array HxW or HxWxC
     (returns uint8 HxWxC), a float tensor in [0, 1] shaped CxHxW or NxCxHxW (returns the same
     layout in [0, 1]), or a list of any of these (translated in batches, returns a list).
+    ``resize="train"`` (or ``"WxH"``, ``"auto"``) translates at the training scale and returns
+    the input's size (``i2i.infer.resize``; not for NxCxHxW tensors).
     """
 
     def __init__(
@@ -121,6 +142,23 @@ class Translator:
         self.input_channels = input_channels
         self.size_multiple = net.size_multiple
         self.description = description or {}
+        self.scale = scale_of(self.description)
+
+    @property
+    def train_side(self) -> int | None:
+        """The side (px) the model saw whole training images at (``--resize train`` scales an
+        input's shorter side to it); None when it learned at its images' own scale."""
+        return self.scale.side if self.scale else None
+
+    @property
+    def image_statistics(self) -> bool:
+        """Whether the network normalizes each image by its own statistics (instance norm,
+        per-image batch norm): tiles must then share the whole image's (``statistics``)."""
+        if isinstance(self.net, OnnxGenerator):
+            return self.net.image_statistics
+        from i2i.nets.layers import image_statistics_layers
+
+        return bool(image_statistics_layers(self.net))
 
     @classmethod
     def load(
@@ -129,21 +167,32 @@ class Translator:
         device: str = "auto",
         direction: str | None = None,
         backend: Backend | Literal["auto"] = "torch",
+        dropout: bool = False,
     ) -> Translator:
-        """Load the network that translates ``direction`` (default: the training direction).
+        """Load the network that translates ``direction`` (default: the training direction)
+        from ``path``: a checkpoint or run folder, a URL, a published model's name or a
+        reference ``.pth`` file (module docstring).
         ``backend="onnxruntime"`` exports it to ONNX (once per checkpoint: the export is cached,
         see ``cached_export``) and runs that on the CPU; a ``.onnx`` file made by ``i2i export``
         loads with that backend directly. ``"auto"`` picks the fastest available: PyTorch on
         CUDA, else ONNX Runtime when installed (the ``serve`` extra; 1.2-1.4x PyTorch's
-        images/s on a 2-core CPU, ``benchmarks/infer_speed.py``)."""
+        images/s on a 2-core CPU, ``benchmarks/infer_speed.py``). ``dropout=True`` keeps the
+        generator's dropout on (the pix2pix paper's test-time noise: each call differs); it
+        runs on PyTorch. ConfigError when the network has no dropout layers."""
         if backend not in BACKENDS:
             raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if dropout and backend == "onnxruntime":
+            raise ConfigError("--dropout runs on PyTorch: use --backend torch (or auto)")
         if backend == "auto":
-            backend = fastest_backend(device)
+            backend = "torch" if dropout else fastest_backend(device)
         if str(path).endswith(".onnx"):
+            if dropout:
+                raise ConfigError(
+                    f"{path}: an ONNX export has no dropout; --dropout needs the checkpoint"
+                )
             onnx_net = OnnxGenerator(path)
             return cls(onnx_net, "cpu", onnx_net.in_channels, onnx_net.metadata)
-        ckpt = resolve_checkpoint(path)
+        ckpt = resolve_checkpoint(resolve_model(path))
         card = read_card(ckpt)
         direction, net_name = card.translator(direction, str(ckpt))
         spec = card.nets[net_name]
@@ -173,6 +222,12 @@ class Translator:
 
         torch_device = pick_device(device)
         net = generator()
+        if dropout:
+            layers = [m for m in net.modules() if type(m).__name__ == "Dropout"]
+            if not layers:
+                raise ConfigError(f"--dropout: {ckpt}'s generator has no dropout layers")
+            for layer in layers:
+                layer.train()  # noise at every call, as in training
         if torch_device.type == "cpu" and cpu_kernels_enabled():
             use_cpu_kernels(net)
         return cls(net, torch_device, spec.in_channels, meta)
@@ -181,8 +236,43 @@ class Translator:
         self, image: Image.Image | np.ndarray, tile: int = 512, overlap: int = 64
     ) -> np.ndarray:
         """An image of any size (PIL or uint8/uint16 array) -> uint8 HxWxC, tile by tile with
-        blended overlaps; float memory is bounded by one strip of tiles."""
+        blended overlaps; float memory is bounded by one strip of tiles. Normalization layers
+        that use each image's statistics get the whole image's (``i2i.infer.tiles``)."""
         return translate_tiled(self, image, tile, overlap)
+
+    def translate_image(
+        self,
+        image: Image.Image,
+        resize: Resize | str | None = None,
+        tile: int | None = None,
+        overlap: int = 64,
+        batch_size: int = 4,
+    ) -> tuple[np.ndarray, str]:
+        """One image (PIL, any mode) -> (uint8 HxWxC at its own size, what was done in words),
+        at the scale ``resize`` asks for (``i2i.infer.resize``), whole or in ``tile`` x
+        ``tile`` tiles."""
+        resize = Resize.parse(resize)
+        size = image.size
+        used = resize.target(*size, self.train_side)
+        if used is None:
+            source: Image.Image | np.ndarray = image
+        else:
+            small = resize_array(pil_to_array(image, self.input_channels), used)
+            source = (np.clip(small, 0, 1) * 65535 + 0.5).astype(np.uint16)  # 16 bits for tiles
+        if tile:
+            result = translate_tiled(self, source, tile, overlap, batch_size)
+        else:
+            array = source if isinstance(source, np.ndarray) else None
+            arr = (
+                uint_array_to_float(array, "image", self.input_channels)
+                if array is not None
+                else pil_to_array(image, self.input_channels)
+            )
+            (out,) = self.translate_arrays([arr], batch_size)
+            result = (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
+        if used is not None:
+            result = resize_array(result, size)
+        return result, resize.describe(size, used)
 
     def export_onnx(self, out: str | Path) -> Path:
         """Write this translator's network as ONNX (dynamic batch, height and width)."""
@@ -210,46 +300,90 @@ class Translator:
                 x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
             return self.net(x)[..., :h, :w]
 
-    def translate_batch(self, x: np.ndarray) -> np.ndarray:
-        """The same for a float32 numpy batch: NxCxHxW in [-1, 1] -> NxC'xHxW in [-1, 1]."""
-        if not isinstance(self.net, OnnxGenerator):
-            import torch
+    def translate_batch(self, x: np.ndarray, moments: list[Moments] | None = None) -> np.ndarray:
+        """The same for a float32 numpy batch: NxCxHxW in [-1, 1] -> NxC'xHxW in [-1, 1].
+        With ``moments`` (from :meth:`statistics`), the layers that normalize each image by its
+        own statistics use those instead (tiles of one image share the whole image's)."""
+        if isinstance(self.net, OnnxGenerator):
+            h, w = x.shape[-2:]
+            return self.net(self._pad(x), moments)[..., :h, :w]
+        import torch
 
+        from i2i.nets.layers import fixed_statistics
+
+        if moments is None:
             return self.translate_tensor(torch.from_numpy(x)).cpu().numpy()
+        fixed = [(torch.from_numpy(m).to(self.device), torch.from_numpy(v).to(self.device))
+                 for m, v in moments]  # fmt: skip
+        with fixed_statistics(self.net, fixed):
+            return self.translate_tensor(torch.from_numpy(x)).cpu().numpy()
+
+    def _pad(self, x: np.ndarray) -> np.ndarray:
+        """``x`` padded (bottom, right) to the generator's multiple, as ``padding`` says."""
         h, w = x.shape[-2:]
         pad_h, pad_w, mode = padding(h, w, self.size_multiple)
-        if pad_h or pad_w:
-            edges = ((0, 0), (0, 0), (0, pad_h), (0, pad_w))
-            x = np.pad(x, edges, mode="reflect" if mode == "reflect" else "edge")
-        return self.net(x)[..., :h, :w]
+        if not (pad_h or pad_w):
+            return x
+        edges = ((0, 0), (0, 0), (0, pad_h), (0, pad_w))
+        return np.pad(x, edges, mode="reflect" if mode == "reflect" else "edge")
+
+    def statistics(self, image: np.ndarray) -> list[Moments]:
+        """The (mean, variance) over H and W that each layer normalizing by the image's own
+        statistics uses when translating ``image`` (a float HxWxC array in [0, 1]) whole, padded
+        as translation pads it: 1xCx1x1 float32 arrays, one pair per layer."""
+        x = self._pad((image.transpose(2, 0, 1)[None] * 2 - 1).astype(np.float32))
+        if isinstance(self.net, OnnxGenerator):
+            return self.net.statistics(x)
+        import torch
+
+        from i2i.nets.layers import measure_statistics
+
+        with torch.inference_mode():
+            moments = measure_statistics(self.net, torch.from_numpy(x).to(self.device))
+        return [(m.cpu().numpy(), v.cpu().numpy()) for m, v in moments]
 
     def translate_arrays(
-        self, arrays: Sequence[np.ndarray], batch_size: int = 8
+        self,
+        arrays: Sequence[np.ndarray],
+        batch_size: int = 8,
+        resize: Resize | str | None = None,
+        moments: list[Moments] | None = None,
     ) -> list[np.ndarray]:
-        """Float HxWxC arrays in [0, 1] -> translated float arrays, batching equal sizes."""
-        out: list[np.ndarray | None] = [None] * len(arrays)
+        """Float HxWxC arrays in [0, 1] -> translated float arrays, batching equal sizes; each
+        at the scale ``resize`` asks for and back (``i2i.infer.resize``). ``moments``: see
+        :meth:`translate_batch`."""
+        resize = Resize.parse(resize)
+        sizes = [(a.shape[1], a.shape[0]) for a in arrays]
+        targets = [resize.target(w, h, self.train_side) for w, h in sizes]
+        work = [
+            a if t is None else resize_array(a, t) for a, t in zip(arrays, targets, strict=True)
+        ]
+        out: list[np.ndarray | None] = [None] * len(work)
         by_size: dict[tuple[int, ...], list[int]] = {}
-        for i, a in enumerate(arrays):
+        for i, a in enumerate(work):
             by_size.setdefault(a.shape, []).append(i)
         for indices in by_size.values():
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
-                x = np.stack([arrays[i] for i in chunk]).transpose(0, 3, 1, 2) * 2 - 1
-                y = (self.translate_batch(x.astype(np.float32, copy=False)) + 1) / 2
+                x = np.stack([work[i] for i in chunk]).transpose(0, 3, 1, 2) * 2 - 1
+                y = (self.translate_batch(x.astype(np.float32, copy=False), moments) + 1) / 2
                 for i, yi in zip(chunk, np.clip(y, 0, 1).transpose(0, 2, 3, 1), strict=True):
-                    out[i] = yi
+                    back = yi if targets[i] is None else resize_array(yi, sizes[i])
+                    out[i] = np.clip(back, 0, 1)
         return [a for a in out if a is not None]
 
     # -- user-facing types ----------------------------------------------------------------------
-    def __call__(self, image: Any, batch_size: int = 8) -> Any:
+    def __call__(self, image: Any, batch_size: int = 8, resize: Resize | str | None = None) -> Any:
         if isinstance(image, list | tuple):
             arrays = [self._to_array(im) for im in image]
-            results = self.translate_arrays(arrays, batch_size)
+            results = self.translate_arrays(arrays, batch_size, resize)
             return [self._from_array(r, im) for r, im in zip(results, image, strict=True)]
         if is_tensor(image) and image.ndim == 4:
+            if Resize.parse(resize).mode != "none":
+                raise ValueError("resize works on images, not NxCxHxW batches: pass a list")
             x = image.float() * 2 - 1
             return ((self.translate_tensor(x) + 1) / 2).clamp(0, 1).to(image.device)
-        (result,) = self.translate_arrays([self._to_array(image)], batch_size)
+        (result,) = self.translate_arrays([self._to_array(image)], batch_size, resize)
         return self._from_array(result, image)
 
     def _to_array(self, image: Any) -> np.ndarray:

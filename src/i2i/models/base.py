@@ -26,7 +26,7 @@ from i2i.config import DiscriminatorConfig, GeneratorConfig, RunConfig, to_dict
 from i2i.errors import ConfigError
 from i2i.nets import Generator
 from i2i.registry import Registry
-from i2i.runs.card import ModelCard, NetSpec, SampleInfo, TranslateInfo
+from i2i.runs.card import ModelCard, NetSpec, SampleInfo, ScaleInfo, TranslateInfo
 from i2i.version import __version__
 
 DataKind = Literal["paired", "unpaired", "images"]
@@ -98,12 +98,13 @@ def data_kind(kind: str) -> DataKind:
 
 def model_card(model: Model, cfg: RunConfig, step: int) -> ModelCard:
     """The checkpoint's card: enough to rebuild and use ``model`` without config.yaml.
-    ``translate`` maps each direction the model can translate to the network that does it;
-    an unconditional model has ``sample`` instead."""
+    ``translate`` maps each direction the model can translate to the network that does it, and
+    ``scale`` records the training scale; an unconditional model has ``sample`` instead."""
     nets = model.translate_nets(cfg.data.direction)
-    translate = sample = None
+    translate = sample = scale = None
     if nets:
         translate = TranslateInfo(nets, cfg.data.direction, cfg.data.crop_size)
+        scale = ScaleInfo(cfg.data.preprocess, cfg.data.load_size, cfg.data.crop_size)
     else:
         sample = SampleInfo("G", cfg.data.crop_size, cfg.data.output_nc)
     return ModelCard(
@@ -114,6 +115,7 @@ def model_card(model: Model, cfg: RunConfig, step: int) -> ModelCard:
         sample=sample,
         config=to_dict(cfg),
         i2i_version=__version__,
+        scale=scale,
     )
 
 

@@ -1,32 +1,135 @@
-"""Normalization layers and weight initialization shared by every network."""
+"""Normalization layers and weight initialization shared by every network.
+
+Two kinds of layer normalize each image by its own per-channel statistics (mean and variance
+over H and W): instance norm, and batch norm with ``batch_stats="image"``. Tiled translation
+must give every tile the statistics of the whole image, or each tile is normalized differently
+and the result shows tile-shaped blocks; :func:`measure_statistics` and
+:func:`fixed_statistics` let a caller measure them on one pass and impose them on others.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from i2i.config import Init, Norm
+from i2i.config import BatchStats, Init, Norm
+
+# (mean, variance) of one image-statistics layer's input, each 1xCx1x1 (or NxCx1x1)
+Moments = tuple[torch.Tensor, torch.Tensor]
 
 
-def norm_layer(kind: Norm) -> Callable[[int], nn.Module]:
+def norm_layer(kind: Norm, batch_stats: BatchStats = "running") -> Callable[[int], nn.Module]:
     """A constructor ``f(channels) -> module`` for the normalization ``kind``.
 
     Instance norm keeps no running statistics (as in pix2pix/CycleGAN), so a network behaves the
-    same in train and eval mode; batch norm switches to running statistics in eval mode.
+    same in train and eval mode. Batch norm switches to running statistics in eval mode, or,
+    with ``batch_stats="image"``, always normalizes each image by its own statistics (what the
+    pix2pix paper does at test time, section 3.3: batch norm on the test batch, of one image).
     """
     if kind == "instance":
         return InstanceNorm2d
     if kind == "batch":
+        if batch_stats == "image":
+            return ImageStatsBatchNorm2d
         return lambda c: nn.BatchNorm2d(c, affine=True, track_running_stats=True)
     if kind == "none":
         return lambda c: nn.Identity()
     raise ValueError(f"unknown norm {kind!r}; use instance, batch or none")
 
 
-class InstanceNorm2d(nn.InstanceNorm2d):
+class ImageStatistics(nn.Module):
+    """A layer that normalizes each image by its own per-channel moments over H and W. When
+    ``record`` is set it keeps the moments it used (``recorded``); within
+    :func:`fixed_statistics` it uses the moments it is given instead of computing them."""
+
+    eps: float
+    record: bool = False
+    recorded: Moments | None = None
+    fixed: Moments | None = None
+
+    def scale_shift(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(scale, shift) applied after normalizing, or (None, None)."""
+        return None, None
+
+    def stock(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's usual computation (PyTorch's instance-norm kernel)."""
+        weight, bias = self.scale_shift()
+        return F.instance_norm(x, weight=weight, bias=bias, eps=self.eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.record and self.fixed is None:
+            return self.stock(x)
+        if self.fixed is not None:
+            mean, var = self.fixed
+        else:
+            x32 = x.float()
+            var, mean = torch.var_mean(x32, dim=(2, 3), keepdim=True, correction=0)
+        if self.record:
+            self.recorded = (mean, var)
+        y = (x.float() - mean) * torch.rsqrt(var + self.eps)
+        weight, bias = self.scale_shift()
+        if weight is not None and bias is not None:
+            y = y * weight[:, None, None] + bias[:, None, None]
+        return y.to(x.dtype)
+
+
+class ImageStatsBatchNorm2d(ImageStatistics, nn.BatchNorm2d):
+    """Batch norm that normalizes each image by its own statistics, in training and in eval mode
+    alike (batch norm on a batch of one image); its learned scale and shift apply as usual. It
+    keeps the running statistics of the weights it was given (the state dict is batch norm's)
+    but never uses or updates them."""
+
+    def __init__(self, channels: int) -> None:
+        nn.BatchNorm2d.__init__(self, channels, affine=True, track_running_stats=True)
+
+    def scale_shift(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        return self.weight, self.bias
+
+
+def image_statistics_layers(net: nn.Module) -> list[ImageStatistics]:
+    """The layers of ``net`` that normalize each image by its own statistics, in call order
+    (the order of ``net.modules()``, which i2i's generators call them in)."""
+    return [m for m in net.modules() if isinstance(m, ImageStatistics)]
+
+
+def measure_statistics(net: nn.Module, x: torch.Tensor) -> list[Moments]:
+    """The (mean, variance) each image-statistics layer of ``net`` normalizes with on a pass of
+    ``x``, in :func:`image_statistics_layers` order (what :func:`fixed_statistics` takes)."""
+    layers = image_statistics_layers(net)
+    for layer in layers:
+        layer.record = True
+    try:
+        net(x)
+        found = [layer.recorded for layer in layers]
+    finally:
+        for layer in layers:
+            layer.record, layer.recorded = False, None
+    return [m for m in found if m is not None]
+
+
+@contextmanager
+def fixed_statistics(net: nn.Module, moments: list[Moments]) -> Iterator[None]:
+    """Within the block, ``net``'s image-statistics layers normalize with ``moments`` (one
+    (mean, variance) per layer, as :func:`measure_statistics` gives them) rather than their
+    input's own."""
+    layers = image_statistics_layers(net)
+    if len(moments) != len(layers):
+        raise ValueError(f"{len(moments)} moments for {len(layers)} image-statistics layers")
+    for layer, m in zip(layers, moments, strict=True):
+        layer.fixed = m
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.fixed = None
+
+
+class InstanceNorm2d(ImageStatistics, nn.InstanceNorm2d):
     """Instance norm without affine parameters or running statistics, as in pix2pix/CycleGAN,
     that ``torch.compile`` fuses in either memory layout.
 
@@ -36,12 +139,12 @@ class InstanceNorm2d(nn.InstanceNorm2d):
     is the faster one and stays (docs/performance.md, "CycleGAN on the H100")."""
 
     def __init__(self, channels: int) -> None:
-        super().__init__(channels, affine=False, track_running_stats=False)
+        nn.InstanceNorm2d.__init__(self, channels, affine=False, track_running_stats=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def stock(self, x: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling():
             return instance_norm_by_moments(x, self.eps)
-        return super().forward(x)
+        return nn.InstanceNorm2d.forward(self, x)
 
 
 def instance_norm_by_moments(x: torch.Tensor, eps: float) -> torch.Tensor:

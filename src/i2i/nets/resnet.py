@@ -6,16 +6,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from i2i.config import GeneratorConfig, Norm
+from i2i.config import BatchStats, GeneratorConfig, Norm
 from i2i.errors import ConfigError
 from i2i.nets.layers import conv_bias, norm_layer
 from i2i.nets.registry import GENERATORS
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, channels: int, norm: Norm, dropout: float) -> None:
+    def __init__(
+        self, channels: int, norm: Norm, dropout: float, batch_stats: BatchStats = "running"
+    ) -> None:
         super().__init__()
-        make_norm, bias = norm_layer(norm), conv_bias(norm)
+        make_norm, bias = norm_layer(norm, batch_stats), conv_bias(norm)
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3, bias=bias),
@@ -43,9 +45,10 @@ class ResnetGenerator(nn.Module):
         ngf: int = 64,
         norm: Norm = "instance",
         dropout: float = 0.0,
+        batch_stats: BatchStats = "running",
     ) -> None:
         super().__init__()
-        make_norm, bias = norm_layer(norm), conv_bias(norm)
+        make_norm, bias = norm_layer(norm, batch_stats), conv_bias(norm)
         stem: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(in_channels, ngf, 7, bias=bias),
@@ -57,7 +60,7 @@ class ResnetGenerator(nn.Module):
             stem += [nn.Conv2d(c, 2 * c, 3, 2, 1, bias=bias), make_norm(2 * c), nn.ReLU(True)]
         self.encoder = nn.Sequential(*stem)
         self.blocks = nn.Sequential(
-            *[ResidualBlock(4 * ngf, norm, dropout) for _ in range(n_blocks)]
+            *[ResidualBlock(4 * ngf, norm, dropout, batch_stats) for _ in range(n_blocks)]
         )
         head: list[nn.Module] = []
         for mult in (4, 2):
@@ -99,7 +102,8 @@ def _resnet(n_blocks: int) -> None:
                 f"U-Net's skip connections, and {cfg.kind} has none; use it with "
                 "--generator unet_128 or unet_256"
             )
-        return ResnetGenerator(c_in, c_out, cfg.depth or n_blocks, cfg.ngf, cfg.norm, cfg.dropout)
+        n = cfg.depth or n_blocks
+        return ResnetGenerator(c_in, c_out, n, cfg.ngf, cfg.norm, cfg.dropout, cfg.batch_stats)
 
 
 _resnet(6)

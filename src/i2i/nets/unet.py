@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from i2i.config import GeneratorConfig, Norm
+from i2i.config import BatchStats, GeneratorConfig, Norm
 from i2i.errors import ConfigError
 from i2i.nets.layers import conv_bias, norm_layer
 from i2i.nets.registry import GENERATORS
@@ -27,6 +27,7 @@ class UNetGenerator(nn.Module):
         norm: Norm = "instance",
         dropout: float = 0.5,
         skip: bool = True,
+        batch_stats: BatchStats = "running",
     ) -> None:
         super().__init__()
         if num_downs < 2:
@@ -34,7 +35,7 @@ class UNetGenerator(nn.Module):
                 f"model.generator.depth {num_downs}: a U-Net needs at least 2 downsamplings"
             )
         self.num_downs, self.skip = num_downs, skip
-        make_norm, bias = norm_layer(norm), conv_bias(norm)
+        make_norm, bias = norm_layer(norm, batch_stats), conv_bias(norm)
         # channels after each encoder level: ngf, 2ngf, 4ngf, 8ngf, 8ngf, ...
         widths = [ngf * min(2**i, 8) for i in range(num_downs)]
 
@@ -103,7 +104,9 @@ def _unet(num_downs: int) -> None:
     def build(cfg: GeneratorConfig, c_in: int, c_out: int | None) -> UNetGenerator:
         assert c_out is not None
         depth = cfg.depth or num_downs
-        return UNetGenerator(c_in, c_out, depth, cfg.ngf, cfg.norm, cfg.dropout, cfg.skip)
+        return UNetGenerator(
+            c_in, c_out, depth, cfg.ngf, cfg.norm, cfg.dropout, cfg.skip, cfg.batch_stats
+        )
 
 
 _unet(7)  # unet_128

@@ -3,8 +3,10 @@
 A card names the method (``model``), describes each network well enough to rebuild it without
 the run's config (``nets``: role, architecture config, channels), and says how to use the model:
 ``translate`` (which network translates which direction, at which training size) or ``sample``
-(an unconditional generator). It also keeps the training step, the run's whole config, the pixel
-normalization, the i2i version and, for imported models, where they came from.
+(an unconditional generator). ``scale`` says how training images were brought to the network
+(preprocess, load and crop size), for translating at the training scale. It also keeps the
+training step, the run's whole config, the pixel normalization, the i2i version and, for
+imported models, where they came from (``source``).
 
 On disk the card is JSON, format ``i2i-checkpoint`` version 1; every checkpoint written since
 version 1 reads back into the same card. Reading checks every field, so a damaged or edited
@@ -20,7 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args, get_type_hints
 
-from i2i.config import NET_CONFIGS, NetConfig, RunConfig, from_dict
+from i2i.config import (
+    MAX_SIDE,
+    NET_CONFIGS,
+    DataConfig,
+    NetConfig,
+    Preprocess,
+    RunConfig,
+    from_dict,
+)
 from i2i.errors import CheckpointError, ConfigError, UserError
 from i2i.version import __version__
 
@@ -121,6 +131,28 @@ class TranslateInfo:
 
 
 @dataclass(frozen=True)
+class ScaleInfo:
+    """The pixel scale a translation model learned at: how its training images were brought to
+    the network (``preprocess``, as ``data.preprocess``: resize_and_crop, crop, resize, none)
+    with ``load_size`` and ``crop_size`` (px)."""
+
+    preprocess: Preprocess
+    load_size: int
+    crop_size: int
+
+    @property
+    def side(self) -> int | None:
+        """The side (px) the network saw a whole training image at: the load size for
+        resize_and_crop (resized, then cropped), the crop size for resize; None when the images
+        kept their own scale (crop, none), so that translating needs no resizing."""
+        if self.preprocess == "resize_and_crop":
+            return self.load_size
+        if self.preprocess == "resize":
+            return self.crop_size
+        return None
+
+
+@dataclass(frozen=True)
 class SampleInfo:
     """How an unconditional model is used: network ``net`` makes ``size`` x ``size`` images of
     ``channels`` channels from latent vectors."""
@@ -143,6 +175,46 @@ class ModelCard:
     i2i_version: str = __version__
     normalization: str = NORMALIZATION
     source: dict[str, Any] | None = field(default=None)  # where an imported model came from
+    scale: ScaleInfo | None = None  # the training scale (cards before it: see training_scale)
+
+    def training_scale(self) -> ScaleInfo | None:
+        """How the model's training images were scaled: the card's ``scale``; for a card
+        written before it, the run config's data section, or else a resize to the training
+        size. None for a model that does not translate."""
+        if self.translate is None:
+            return None
+        if self.scale is not None:
+            return self.scale
+        data = self.config.get("data") if self.config is not None else None
+        if isinstance(data, dict) and "crop_size" in data:
+            default = DataConfig()
+            return ScaleInfo(
+                data.get("preprocess", default.preprocess),
+                data.get("load_size", default.load_size),
+                data["crop_size"],
+            )
+        size = self.translate.train_size
+        return ScaleInfo("resize", size, size)
+
+    def data_config(self, where: str = "model.json") -> DataConfig:
+        """The data settings of a translation model: its run's, or (an imported model) those
+        the card implies: direction, channels, preprocess, load and crop size."""
+        if self.config is not None:
+            return self.run_config(where).data
+        direction, net = self.translator(None, where)
+        scale, spec = self.training_scale(), self.nets[net]
+        assert scale is not None and spec.out_channels is not None
+        try:
+            return DataConfig(
+                direction=direction,  # type: ignore[arg-type]
+                preprocess=scale.preprocess,
+                load_size=scale.load_size,
+                crop_size=scale.crop_size,
+                input_nc=spec.in_channels,
+                output_nc=spec.out_channels,
+            )
+        except ConfigError as exc:
+            raise CheckpointError(f"{where}: {exc}") from None
 
     def run_config(self, where: str = "model.json") -> RunConfig:
         """The training run's config, typed; CheckpointError when the card has none."""
@@ -188,6 +260,8 @@ class ModelCard:
             out["sample"] = dataclasses.asdict(self.sample)
         if self.source is not None:
             out["source"] = self.source
+        if self.scale is not None:
+            out["scale"] = dataclasses.asdict(self.scale)
         return out
 
     def dumps(self) -> str:
@@ -237,6 +311,12 @@ class ModelCard:
                 raise ConfigError(f"sample.net: no generator {sample.net!r}")
         if translate is None and sample is None:
             raise ConfigError("neither 'translate' nor 'sample' says how to use the model")
+        scale = None
+        if data.get("scale") is not None:
+            scale = from_dict(ScaleInfo, data["scale"], "scale")
+            for name in ("load_size", "crop_size"):
+                if not 1 <= getattr(scale, name) <= MAX_SIDE:
+                    raise ConfigError(f"scale.{name}: {getattr(scale, name)} px is out of range")
         config, source = data.get("config"), data.get("source")
         if config is not None and not isinstance(config, dict):
             raise ConfigError("config: expected a mapping")
@@ -252,6 +332,7 @@ class ModelCard:
             i2i_version=str(data.get("i2i_version", "")),
             normalization=str(data.get("normalization", NORMALIZATION)),
             source=source,
+            scale=scale,
         )
 
     @classmethod

@@ -265,6 +265,19 @@ def _describe(card: ModelCard, net_name: str) -> str:
     return f"{fields}, in_channels={spec.in_channels}"
 
 
+def check_finite(weights: dict[str, torch.Tensor], where: str, saved_from: str) -> None:
+    """CheckpointError when a floating-point tensor of ``weights`` holds NaN or infinite values
+    (``where`` prefixes the key in the message)."""
+    import torch
+
+    for key, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(
+                f"{where}{key} holds NaN or infinite values (saved from {saved_from}?); use an "
+                "earlier checkpoint"
+            )
+
+
 def load_network(ckpt: Path, card: ModelCard, net_name: str) -> nn.Module:
     """Network ``net_name`` of checkpoint ``ckpt``, weights loaded, on the CPU, in eval mode.
 
@@ -276,15 +289,10 @@ def load_network(ckpt: Path, card: ModelCard, net_name: str) -> nn.Module:
         raise CheckpointError(f"{ckpt / CARD}: no network {net_name!r}")
     check_card_matches_weights(ckpt, card, net_name)
     weights = load_weights(ckpt, net_name)
+    check_finite(weights, f"{ckpt / WEIGHTS}: {net_name}.", "a diverged run")
     for key, tensor in weights.items():
-        if not tensor.is_floating_point():
-            continue
-        if not bool(torch.isfinite(tensor).all()):
-            raise CheckpointError(
-                f"{ckpt / WEIGHTS}: {net_name}.{key} holds NaN or infinite values (saved from "
-                "a diverged run?); use an earlier checkpoint"
-            )
-        weights[key] = tensor.float()  # the networks compute in float32
+        if tensor.is_floating_point():
+            weights[key] = tensor.float()  # the networks compute in float32
     with torch.device("meta"):
         net = card.nets[net_name].build()
     net.load_state_dict(weights, strict=True, assign=True)
