@@ -20,6 +20,7 @@ import typer
 from i2i.config import MODEL_CONFIGS, RunConfig
 from i2i.errors import ConfigError, UserError
 from i2i.flags import TRAIN_FLAGS
+from i2i.infer.resize import RESIZE_HELP
 from i2i.metrics.names import METRICS
 
 app = typer.Typer(
@@ -30,6 +31,12 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Make and convert datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+pretrained_app = typer.Typer(
+    help="The published pix2pix and CycleGAN generators: list them, fetch one.",
+    no_args_is_help=True,
+)
+app.add_typer(pretrained_app, name="pretrained")
+MODEL_HELP = "Run or checkpoint folder, URL, published model's name, or reference .pth file."
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -174,7 +181,7 @@ def relaunch_under_torchrun(devices: int, batch_size: int | None, resume: str | 
 @app.command()
 @user_errors
 def translate(
-    checkpoint: str = typer.Argument(..., help="Run folder, checkpoint folder or URL."),
+    checkpoint: str = typer.Argument(..., help=MODEL_HELP),
     inputs: list[Path] = typer.Argument(..., help="Image files and/or folders."),
     out: Path = typer.Option(..., help="Folder, or a .zip written as it goes."),
     direction: str = typer.Option(None, help="AtoB | BtoA (CycleGAN) [the training direction]"),
@@ -188,11 +195,15 @@ def translate(
     ),
     tile: int = typer.Option(None, help="Translate in SIZE x SIZE tiles (huge images)."),
     overlap: int = typer.Option(64, help="Tile overlap in px, blended (with --tile)."),
+    resize: str = typer.Option("none", help=RESIZE_HELP + "."),
+    dropout: bool = typer.Option(False, "--dropout", help="Keep dropout on (test-time noise)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable images, warn."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Translate images of any size with a trained model or an exported .onnx file (into a
-    folder or a .zip); --tile for images too large for one pass."""
+    """Translate images of any size with a trained, imported or published model, or an exported
+    .onnx file (into a folder or a .zip); --tile for images too large for one pass, --resize
+    train to translate at the model's training scale."""
+    from i2i.infer.resize import Resize
     from i2i.infer.translator import BACKENDS, Translator, translate_files
 
     if input_half not in (None, "left", "right"):
@@ -201,7 +212,8 @@ def translate(
         raise ConfigError(f"--format must be png or jpg, got {image_format!r}")
     if backend not in BACKENDS:
         raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    translator = Translator.load(checkpoint, device, direction, backend)  # type: ignore[arg-type]
+    scale = Resize.parse(resize)
+    translator = Translator.load(checkpoint, device, direction, backend, dropout)  # type: ignore[arg-type]
     written = translate_files(
         translator,
         inputs,
@@ -214,14 +226,22 @@ def translate(
         limit=limit,
         tile=tile,
         overlap=overlap,
+        resize=scale,
     )
     typer.echo(f"translated {len(written)} image(s) into {out}")
+    if scale.mode in ("train", "auto"):
+        side = translator.train_side
+        typer.echo(
+            f"  at the training scale: shorter side {side} px"
+            if side
+            else "  at their own scale: the model learned at its images' own scale"
+        )
 
 
 @app.command()
 @user_errors
 def export(
-    checkpoint: str = typer.Argument(..., help="Run folder, checkpoint folder or URL."),
+    checkpoint: str = typer.Argument(..., help=MODEL_HELP),
     onnx: Path = typer.Option(..., help="Output .onnx file."),
     direction: str = typer.Option(None, help="AtoB | BtoA (CycleGAN) [the training direction]"),
 ) -> None:
@@ -257,7 +277,7 @@ def sample(
 @app.command()
 @user_errors
 def evaluate(
-    checkpoint: str = typer.Argument(None, help="Run folder, checkpoint or URL to score."),
+    checkpoint: str = typer.Argument(None, help=MODEL_HELP),
     data: Path = typer.Option(None, help="Dataset whose split the checkpoint is scored on."),
     split: str = typer.Option("val", help="Split of --data."),
     real: Path = typer.Option(None, help="Instead of a checkpoint: folder of real images..."),
@@ -280,6 +300,7 @@ def evaluate(
     FID/KID/IS/precision/recall/MiFID. Writes metrics.json and a Markdown table."""
     from i2i.metrics.evaluate import EvalConfig, evaluate_checkpoint, evaluate_folders
     from i2i.runs.checkpoint import resolve_checkpoint
+    from i2i.runs.pretrained import resolve_model
 
     cfg = EvalConfig(
         metrics=metrics.split(",") if metrics else None,
@@ -296,9 +317,11 @@ def evaluate(
     if checkpoint is not None:
         if data is None or real is not None or fake is not None:
             raise ConfigError("with a CHECKPOINT, give --data DIR (not --real/--fake)")
-        report = evaluate_checkpoint(checkpoint, data, cfg, direction, train_data, None, progress)
-        run = resolve_checkpoint(checkpoint).parent.parent
-        out = out or (Path("eval") if "://" in checkpoint else run / f"eval-{split}")
+        model = resolve_model(checkpoint, progress)
+        report = evaluate_checkpoint(model, data, cfg, direction, train_data, None, progress)
+        run = resolve_checkpoint(model).parent.parent
+        own_run = "://" not in checkpoint and model == checkpoint  # not the cache's import
+        out = out or (run / f"eval-{split}" if own_run else Path("eval"))
     elif real is not None and fake is not None:
         report = evaluate_folders(real, fake, cfg, train_data, None, progress)
         out = out or Path("eval")
@@ -337,7 +360,9 @@ def experiment(
 @app.command()
 @user_errors
 def serve(
-    model: list[str] = typer.Option(..., help="NAME=CHECKPOINT (repeatable)."),
+    model: list[str] = typer.Option(
+        ..., help="NAME=MODEL (repeatable): a checkpoint, published name or .pth."
+    ),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port."),
     token: str = typer.Option(None, envvar="I2I_TOKEN", help="Bearer token for /v1/*."),
@@ -364,6 +389,107 @@ def serve(
     names = ", ".join(f"{m.name} ({m.direction})" for m in models.values())
     typer.echo(f"serving {names} on http://{host}:{port}/ (API docs at /docs)")
     uvicorn.run(create_app(models, cfg), host=host, port=port)
+
+
+@app.command("import")
+@user_errors
+def import_command(
+    pth: Path = typer.Argument(
+        ..., help="A generator's .pth (latest_net_G.pth) of the reference code."
+    ),
+    out: Path = typer.Option(..., help="Folder for the i2i checkpoint (used like a run folder)."),
+    netg: str = typer.Option(
+        None, "--netG", help="unet_128 | unet_256 | resnet_6blocks | resnet_9blocks [inferred]"
+    ),
+    ngf: int = typer.Option(None, help="Width of the first layer [inferred]."),
+    norm: str = typer.Option(None, help="batch | instance | none [inferred]."),
+    input_nc: int = typer.Option(None, help="Input channels [inferred]."),
+    output_nc: int = typer.Option(None, help="Output channels [inferred]."),
+    no_dropout: bool = typer.Option(
+        None, "--no-dropout/--dropout", help="Dropout layers [ResNet: inferred; U-Net: yes]."
+    ),
+    batch_stats: str = typer.Option(
+        "image",
+        help="Batch norm in translation: image (each image's own, the reference test "
+        "script's default) | running (its --eval).",
+    ),
+    model: str = typer.Option(None, help="pix2pix | cyclegan [U-Net: pix2pix, ResNet: cyclegan]"),
+    direction: str = typer.Option("AtoB", help="AtoB | BtoA: the input side of its dataset."),
+    preprocess: str = typer.Option("resize_and_crop", help="How its training images were scaled."),
+    load_size: int = typer.Option(286, help="Its training load size, px."),
+    crop_size: int = typer.Option(256, help="Its training crop size, px."),
+) -> None:
+    """Import a generator saved by the reference pix2pix/CycleGAN code (a state dict, read
+    without unpickling) as an i2i checkpoint; the architecture is inferred from the weights."""
+    from i2i.config import from_dict
+    from i2i.runs.checkpoint import read_card
+    from i2i.runs.importer import Architecture, ImportConfig, import_reference
+
+    given = {
+        "generator": netg, "ngf": ngf, "norm": norm, "input_nc": input_nc,
+        "output_nc": output_nc, "dropout": None if no_dropout is None else not no_dropout,
+        "batch_stats": batch_stats, "model": model, "direction": direction,
+        "preprocess": preprocess, "load_size": load_size, "crop_size": crop_size,
+    }  # fmt: skip
+    flags = {"generator": "netG"}
+    try:
+        cfg = from_dict(ImportConfig, {k: v for k, v in given.items() if v is not None}, "import")
+    except ConfigError as exc:  # name the flag, not the field
+        text = str(exc)
+        for field in given:
+            flag = flags.get(field, field.replace("_", "-"))
+            text = text.replace(f"import.{field}", f"--{flag}")
+        raise ConfigError(text) from None
+    ckpt = import_reference(pth, out, cfg)
+    card = read_card(ckpt)
+    assert card.source is not None
+    arch = Architecture(**card.source["architecture"])
+    typer.echo(f"imported {pth} into {out}: a {card.model} generator, {arch.describe()}")
+    if arch.norm == "batch":
+        stats = card.nets["G"].config.batch_stats  # type: ignore[union-attr]
+        typer.echo(f"  batch norm on {stats} statistics (--batch-stats)")
+    typer.echo(f"  translate: i2i translate {out} IMAGES --out translated/ --resize train")
+
+
+@pretrained_app.command("list")
+@user_errors
+def pretrained_list() -> None:
+    """The published generators: name, method, task, dataset and input side, architecture."""
+    from i2i.runs.pretrained import CATALOGUE, short_name
+
+    rows = [("name", "method", "task", "dataset (input)", "architecture", "size")]
+    for e in CATALOGUE.values():
+        kind, norm = e.architecture
+        rows.append((short_name(e), e.method, e.task, f"{e.dataset} ({e.direction})",
+                     f"{kind}, {norm} norm", f"{e.size} px"))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+@pretrained_app.command("get")
+@user_errors
+def pretrained_get(
+    name: str = typer.Argument(..., help="A name from `i2i pretrained list`."),
+    out: Path = typer.Option(None, help="Also copy the checkpoint here [only the cache]."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Download a published generator (resumable) and import it, once: it is kept in the cache
+    ($I2I_CACHE) and used by name (`i2i translate horse2zebra photos/ --out zebras/`)."""
+    import shutil
+
+    from i2i.runs.layout import LATEST
+    from i2i.runs.pretrained import pretrained_checkpoint
+
+    ckpt = pretrained_checkpoint(name, progress)
+    typer.echo(f"{name}: {ckpt}")
+    if out is not None:
+        if (out / LATEST).exists():
+            raise ConfigError(f"--out {out} already holds a checkpoint; choose another folder")
+        shutil.copytree(ckpt, out / ckpt.name, dirs_exist_ok=True)
+        (out / LATEST).write_text(ckpt.name)
+        typer.echo(f"  copied to {out}")
+    typer.echo(f"  translate: i2i translate {name} IMAGES --out translated/ --resize train")
 
 
 @data_app.command("unpair")

@@ -254,21 +254,18 @@ class Translator:
         resize = Resize.parse(resize)
         size = image.size
         used = resize.target(*size, self.train_side)
-        if used is None:
-            source: Image.Image | np.ndarray = image
-        else:
-            small = resize_array(pil_to_array(image, self.input_channels), used)
-            source = (np.clip(small, 0, 1) * 65535 + 0.5).astype(np.uint16)  # 16 bits for tiles
-        if tile:
-            result = translate_tiled(self, source, tile, overlap, batch_size)
-        else:
-            array = source if isinstance(source, np.ndarray) else None
-            arr = (
-                uint_array_to_float(array, "image", self.input_channels)
-                if array is not None
-                else pil_to_array(image, self.input_channels)
+        if used is None and tile:
+            return translate_tiled(self, image, tile, overlap, batch_size), resize.describe(
+                size, None
             )
-            (out,) = self.translate_arrays([arr], batch_size)
+        array = pil_to_array(image, self.input_channels)
+        if used is not None:
+            array = resize_array(array, used)
+        if tile:  # tiles read 8/16-bit pixels: 16 bits keep the resized image's precision
+            pixels = (np.clip(array, 0, 1) * 65535 + 0.5).astype(np.uint16)
+            result = translate_tiled(self, pixels, tile, overlap, batch_size)
+        else:
+            (out,) = self.translate_arrays([array], batch_size)
             result = (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
         if used is not None:
             result = resize_array(result, size)
@@ -452,11 +449,14 @@ def translate_files(
     limit: int | None = None,
     tile: int | None = None,
     overlap: int = 64,
+    resize: Resize | str | None = None,
 ) -> list[str]:
     """Translate image files and folders into ``out``: a folder, or a ``.zip`` written as it
     goes (memory stays bounded by one batch). Outputs keep each input's stem with ``suffix``;
     ``limit`` stops after that many inputs. With ``tile``, each image is translated in
-    overlapping tiles (see ``i2i.infer.tiles``), however large. Returns the names written."""
+    overlapping tiles (see ``i2i.infer.tiles``), however large; ``resize`` translates each at
+    the training scale or another (``i2i.infer.resize``). Returns the names written."""
+    resize = Resize.parse(resize)
     files = expand_inputs(inputs)[:limit]
     if translator.backend == "torch" and str(translator.device) == "cpu":
         from i2i.device import keep_freed_memory  # imports torch, loaded already on this path
@@ -473,6 +473,8 @@ def translate_files(
     ):
         # .npy arrays (tiled only): memory-mapped in and out, for images beyond RAM
         for f in [f for f in files if tile and f.suffix == ".npy"]:
+            if resize.mode != "none":
+                raise ConfigError(f"{f}: .npy mosaics are tiled at their own scale; drop --resize")
             if writer.zip is not None:
                 raise DataError(f"{f}: .npy inputs are written as .npy files; --out a folder")
             source = np.load(f, mmap_mode="r", allow_pickle=False)
@@ -515,14 +517,15 @@ def translate_files(
                 ahead = reader.submit(read, chunk) if chunk else None
                 if tile:
                     results = [
-                        translate_tiled(translator, im, tile, overlap, batch_size) for im in images
+                        translator.translate_image(im, resize, tile, overlap, batch_size)[0]
+                        for im in images
                     ]
                 else:
                     arrays = [
                         pil_to_array(im, translator.input_channels, f)
                         for im, f in zip(images, kept, strict=True)
                     ]
-                    results = translator.translate_arrays(arrays, batch_size)
+                    results = translator.translate_arrays(arrays, batch_size, resize)
                 if writing is not None:
                     writing.result()  # in order, one batch at a time (a zip takes one writer)
                 writing = encoder.submit(write, kept, results, n)

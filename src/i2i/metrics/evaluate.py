@@ -36,6 +36,7 @@ from i2i.metrics.names import DISTRIBUTION, LOWER_IS_BETTER, PAIRED, check_metri
 from i2i.metrics.paired import LPIPS, to_uint8
 from i2i.metrics.scorer import Scorer
 from i2i.runs.checkpoint import read_card, resolve_checkpoint
+from i2i.runs.pretrained import resolve_model
 
 
 @dataclass
@@ -148,9 +149,10 @@ def evaluate_checkpoint(
     extractor: FeatureExtractor | None = None,
     progress: bool = True,
 ) -> Report:
-    ckpt = resolve_checkpoint(checkpoint)
+    ckpt = resolve_checkpoint(resolve_model(checkpoint, progress))
     card = read_card(ckpt)
-    data_cfg = card.run_config(str(ckpt)).data
+    # a translation model's data settings come from its card (imported models have no run)
+    data_cfg = card.data_config(str(ckpt)) if card.translate else card.run_config(str(ckpt)).data
     data_cfg.root = str(data)
     data_cfg.skip_bad = True
     source: dict[str, Any] = {"checkpoint": str(ckpt), "data": str(data), "split": cfg.split}

@@ -32,6 +32,7 @@ import hashlib
 import json
 import pickle
 import re
+import warnings
 import zipfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -161,10 +162,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         "weights with torch.save(net.state_dict(), path)"
     )
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # its notes on pickle protocols: the error says it all
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL (\S+)", str(exc))
-        why = f"it holds a pickled {found.group(1)}" if found else "it holds pickled objects"
+        why = f"it holds a pickled {found.group(1)}" if found else "not a PyTorch weights file"
         raise CheckpointError(refuse % why) from None
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as exc:
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -366,7 +369,14 @@ def import_reference(
     the checkpoint folder. ``source`` adds to the card's record of where the model came from.
     CheckpointError for a file that is not such a generator or disagrees with ``cfg``."""
     cfg = cfg or ImportConfig()
-    path = Path(path)
+    path, out = Path(path), Path(out)
+    other = (
+        sorted(p.name for p in out.iterdir() if p.name not in (CHECKPOINT, LATEST))
+        if out.is_dir()
+        else []
+    )
+    if other:
+        raise ConfigError(f"--out {out} holds other files ({other[0]} ...); choose a new folder")
     state = read_state_dict(path)
     arch = infer_architecture(state, str(path), cfg)
     weights = i2i_weights(state, arch)
@@ -387,7 +397,7 @@ def import_reference(
             **(source or {}),
         },
     )
-    return save_checkpoint(Path(out), CHECKPOINT, {f"G.{k}": v for k, v in weights.items()}, card)
+    return save_checkpoint(out, CHECKPOINT, {f"G.{k}": v for k, v in weights.items()}, card)
 
 
 def cached_import(path: str | Path, cfg: ImportConfig | None = None) -> Path:

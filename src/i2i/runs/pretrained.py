@@ -79,33 +79,37 @@ class Published:
 
 
 def _entries() -> list[Published]:
-    c, p = "cyclegan", "pix2pix"
-    rows: list[tuple[str, Method, str, Direction, str]] = [
-        ("apple2orange", c, "apple2orange", "AtoB", "apple -> orange"),
-        ("orange2apple", c, "apple2orange", "BtoA", "orange -> apple"),
-        ("summer2winter_yosemite", c, "summer2winter_yosemite", "AtoB", "summer -> winter"),
-        ("winter2summer_yosemite", c, "summer2winter_yosemite", "BtoA", "winter -> summer"),
-        ("horse2zebra", c, "horse2zebra", "AtoB", "horse -> zebra"),
-        ("zebra2horse", c, "horse2zebra", "BtoA", "zebra -> horse"),
-        ("monet2photo", c, "monet2photo", "AtoB", "Monet painting -> photo"),
-        ("style_monet", c, "monet2photo", "BtoA", "photo -> Monet painting"),
-        ("style_cezanne", c, "cezanne2photo", "BtoA", "photo -> Cezanne painting"),
-        ("style_ukiyoe", c, "ukiyoe2photo", "BtoA", "photo -> ukiyo-e print"),
-        ("style_vangogh", c, "vangogh2photo", "BtoA", "photo -> Van Gogh painting"),
-        ("sat2map", c, "maps", "AtoB", "satellite photo -> map"),
-        ("map2sat", c, "maps", "BtoA", "map -> satellite photo"),
-        ("cityscapes_photo2label", c, "cityscapes", "AtoB", "street photo -> label map"),
-        ("cityscapes_label2photo", c, "cityscapes", "BtoA", "label map -> street photo"),
-        ("facades_photo2label", c, "facades", "AtoB", "facade photo -> label map"),
-        ("facades_label2photo", c, "facades", "BtoA", "label map -> facade photo"),
-        ("iphone2dslr_flower", c, "iphone2dslr_flower", "AtoB", "iPhone flower photo -> DSLR"),
-        ("edges2shoes", p, "edges2shoes", "AtoB", "edge drawing -> shoe photo"),
-        ("sat2map", p, "maps", "AtoB", "satellite photo -> map"),
-        ("map2sat", p, "maps", "BtoA", "map -> satellite photo"),
-        ("facades_label2photo", p, "facades", "BtoA", "label map -> facade photo"),
-        ("day2night", p, "night2day", "BtoA", "daytime photo -> night photo"),
+    """(name, dataset, direction, task) of each method's published generators."""
+    cyclegan: list[tuple[str, str, Direction, str]] = [
+        ("apple2orange", "apple2orange", "AtoB", "apple -> orange"),
+        ("orange2apple", "apple2orange", "BtoA", "orange -> apple"),
+        ("summer2winter_yosemite", "summer2winter_yosemite", "AtoB", "summer -> winter"),
+        ("winter2summer_yosemite", "summer2winter_yosemite", "BtoA", "winter -> summer"),
+        ("horse2zebra", "horse2zebra", "AtoB", "horse -> zebra"),
+        ("zebra2horse", "horse2zebra", "BtoA", "zebra -> horse"),
+        ("monet2photo", "monet2photo", "AtoB", "Monet painting -> photo"),
+        ("style_monet", "monet2photo", "BtoA", "photo -> Monet painting"),
+        ("style_cezanne", "cezanne2photo", "BtoA", "photo -> Cezanne painting"),
+        ("style_ukiyoe", "ukiyoe2photo", "BtoA", "photo -> ukiyo-e print"),
+        ("style_vangogh", "vangogh2photo", "BtoA", "photo -> Van Gogh painting"),
+        ("sat2map", "maps", "AtoB", "satellite photo -> map"),
+        ("map2sat", "maps", "BtoA", "map -> satellite photo"),
+        ("cityscapes_photo2label", "cityscapes", "AtoB", "street photo -> label map"),
+        ("cityscapes_label2photo", "cityscapes", "BtoA", "label map -> street photo"),
+        ("facades_photo2label", "facades", "AtoB", "facade photo -> label map"),
+        ("facades_label2photo", "facades", "BtoA", "label map -> facade photo"),
+        ("iphone2dslr_flower", "iphone2dslr_flower", "AtoB", "iPhone flower photo -> DSLR"),
     ]
-    return [Published(*row) for row in rows]
+    pix2pix: list[tuple[str, str, Direction, str]] = [
+        ("edges2shoes", "edges2shoes", "AtoB", "edge drawing -> shoe photo"),
+        ("sat2map", "maps", "AtoB", "satellite photo -> map"),
+        ("map2sat", "maps", "BtoA", "map -> satellite photo"),
+        ("facades_label2photo", "facades", "BtoA", "label map -> facade photo"),
+        ("day2night", "night2day", "BtoA", "daytime photo -> night photo"),
+    ]
+    return [Published(n, "cyclegan", data, d, task) for n, data, d, task in cyclegan] + [
+        Published(n, "pix2pix", data, d, task) for n, data, d, task in pix2pix
+    ]
 
 
 CATALOGUE: dict[str, Published] = {entry.key: entry for entry in _entries()}

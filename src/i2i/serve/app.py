@@ -4,7 +4,9 @@
     GET  /healthz                       liveness, and how many models are loaded
     GET  /v1/models                     each model: name, method, direction, channels, size rules
     POST /v1/models/{name}/translate    the image as a multipart upload (field "image") or as the
-                                        raw body; PNG back, or JPEG by Accept or "format"
+                                        raw body; PNG back, or JPEG by Accept or "format";
+                                        "resize" (train | auto | WxH | none) translates at the
+                                        training scale (header X-I2I-Resize says what was done)
 
 Models load once, at start. Inference runs in worker threads (``workers`` at a time), off the
 event loop; at most ``queue`` requests wait for them, later ones get 503 at once rather than
@@ -33,8 +35,10 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from i2i.data.images import array_to_pil
 from i2i.errors import BadImageError, ConfigError
+from i2i.infer.resize import Resize
 from i2i.infer.translator import Translator
 from i2i.runs.checkpoint import read_card, resolve_checkpoint
+from i2i.runs.pretrained import resolve_model
 
 FORMATS = {
     "png": ("PNG", "image/png"),
@@ -71,22 +75,25 @@ class ServedModel:
             "input_channels": t.input_channels,
             "size_multiple": t.size_multiple,
             "train_size": t.description.get("train_size"),
+            "train_side": t.train_side,
             "input_rules": "any size; padded to size_multiple and cropped back; gray/RGB/RGBA "
-            "and 16-bit images are converted",
+            "and 16-bit images are converted; resize=train scales the shorter side to "
+            "train_side and the result back (auto: when it is over twice train_side)",
         }
 
 
 def load_models(
     specs: list[str], device: str = "auto", backend: str = "torch"
 ) -> dict[str, ServedModel]:
-    """``NAME=CHECKPOINT`` specs -> served models. A CycleGAN serves both directions: NAME for
-    its training direction, NAME-BtoA (or NAME-AtoB) for the other."""
+    """``NAME=MODEL`` specs -> served models (MODEL: a checkpoint or run, a URL, a published
+    model's name or a reference ``.pth``). A CycleGAN serves both directions: NAME for its
+    training direction, NAME-BtoA (or NAME-AtoB) for the other."""
     models: dict[str, ServedModel] = {}
     for spec in specs:
         name, eq, path = spec.partition("=")
         if not eq or not name or not path:
             raise ConfigError(f"--model {spec!r}: expected NAME=CHECKPOINT")
-        ckpt = resolve_checkpoint(path)
+        ckpt = resolve_checkpoint(resolve_model(path))
         card = read_card(ckpt)
         if card.translate is None:
             raise ConfigError(f"--model {spec!r}: a {card.model} model does not translate")
@@ -155,6 +162,7 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -
                                 "image": {"type": "string", "format": "binary"},
                                 "format": {"type": "string", "enum": ["png", "jpeg"]},
                                 "tile": {"type": "integer"},
+                                "resize": {"type": "string", "example": "train"},
                             },
                         }
                     },
@@ -165,10 +173,16 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -
         },
     )
     async def translate(
-        name: str, request: Request, format: str | None = None, tile: int | None = None
+        name: str,
+        request: Request,
+        format: str | None = None,
+        tile: int | None = None,
+        resize: str | None = None,
     ) -> Response:
         """Translate one image. Query or form fields: ``format`` (png | jpeg; default from the
-        Accept header, else png) and ``tile`` (tile size for large images)."""
+        Accept header, else png), ``tile`` (tile size for large images) and ``resize`` (train:
+        the model's training scale, auto: that when the image is over twice its size, WxH, or
+        none, the default); the header ``X-I2I-Resize`` says what was done."""
         nonlocal waiting
         check_token(request)
         model = models.get(name)
@@ -186,6 +200,10 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -
             if not tile_field.isdigit():
                 raise HTTPException(400, f"tile {tile_field!r}: expected a whole number of pixels")
             tile = int(tile_field)
+        try:
+            scale = Resize.parse(fields.get("resize") or resize, "resize")
+        except ConfigError as exc:
+            raise HTTPException(400, str(exc)) from None
         check_pixels(data, cfg.max_pixels)  # from the header, before any decoding
         if waiting >= cfg.queue:
             raise HTTPException(503, "busy: too many requests waiting", {"Retry-After": "1"})
@@ -195,25 +213,33 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -
             async with limiter:  # wait for a free worker
                 waiting -= 1
                 admitted = True
-                out = await anyio.to_thread.run_sync(run_model, model.translator, data, tile, cfg)
+                out, done = await anyio.to_thread.run_sync(
+                    run_model, model.translator, data, tile, cfg, scale
+                )
         finally:
             if not admitted:  # the client went away while waiting
                 waiting -= 1
         pil_format, media = FORMATS[fmt]
         buf = io.BytesIO()
         out.save(buf, pil_format, **({"quality": 95} if pil_format == "JPEG" else {}))
-        return Response(buf.getvalue(), media_type=media)
+        return Response(buf.getvalue(), media_type=media, headers={"X-I2I-Resize": done})
 
     return app
 
 
 def run_model(
-    translator: Translator, data: bytes, tile: int | None, cfg: ServeConfig
-) -> Image.Image:
-    """Runs in a worker thread: decode, then translate whole, or in tiles when asked or when
-    the image is large."""
+    translator: Translator,
+    data: bytes,
+    tile: int | None,
+    cfg: ServeConfig,
+    resize: Resize | None = None,
+) -> tuple[Image.Image, str]:
+    """Runs in a worker thread: decode, scale as ``resize`` says, then translate whole, or in
+    tiles when asked or when the image to translate is large. Returns the result at the
+    upload's size and what was done, in words."""
     image = decode(data)
-    w, h = image.size
+    resize = resize or Resize()
+    w, h = resize.target(*image.size, translator.train_side) or image.size
     if tile is None and w * h > cfg.max_tile_pixels:
         tile = 512
     try:
@@ -221,8 +247,8 @@ def run_model(
             m = translator.size_multiple
             if tile % m or tile < 2 * m:
                 raise HTTPException(400, f"tile {tile}: use a multiple of {m}, at least {2 * m}")
-            return array_to_pil(translator.translate_tiled(image, tile, tile // 8))
-        return translator(image)
+        out, done = translator.translate_image(image, resize, tile, (tile or 0) // 8)
+        return array_to_pil(out), done + (f", in {tile} px tiles" if tile else "")
     except BadImageError as exc:  # e.g. 32-bit float pixels
         raise HTTPException(400, str(exc)) from None
 
