@@ -47,8 +47,15 @@ spec.loader.exec_module(import_graph)
 LAYERS = [
     {"i2i.errors", "i2i.version"},
     {"i2i.config", "i2i.registry"},
-    {"i2i.flags", "i2i.device", "i2i.download", "i2i.kernels", "i2i.losses", "i2i.data",
-     "i2i.nets"},
+    {
+        "i2i.flags",
+        "i2i.device",
+        "i2i.download",
+        "i2i.kernels",
+        "i2i.losses",
+        "i2i.data",
+        "i2i.nets",
+    },
     {"i2i.runs"},
     {"i2i.models"},
     {"i2i.infer"},

@@ -1,5 +1,6 @@
 """The web page in a real browser: headless Chromium (Debian's package) driven by Playwright
-opens the page, uploads an image, and sees the translation appear."""
+opens the page, uploads an image, and sees the translation appear, at its own scale and at the
+model's training scale."""
 
 from __future__ import annotations
 
@@ -60,6 +61,15 @@ def test_page_uploads_an_image_and_shows_the_translation(synth_dir: Path, tmp_pa
                 href,
             )
             assert Image.open(io.BytesIO(bytes(png))).size == (64, 48)
+            # the scale: auto keeps a small upload's own, "training scale" brings it to 36 px
+            note = page.locator("#scale-note")
+            expect(note).to_have_text("Translated at: 64x48 (own scale).")
+            expect(page.locator("#model-info")).to_contain_text("trained on images of 36 px")
+            page.select_option("#resize", "train")  # translates the image shown again
+            expect(note).to_have_text(
+                "Translated at: 64x48 -> 48x36 (training scale) -> 64x48.", timeout=30_000
+            )
+            assert output.evaluate("img => img.naturalWidth") == 64
             browser.close()
     finally:
         server.should_exit = True

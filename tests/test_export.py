@@ -20,7 +20,8 @@ from i2i.cli import app
 from i2i.config import GeneratorConfig
 from i2i.infer import onnx as onnx_module
 from i2i.infer import translator as translator_module
-from i2i.infer.tiles import ramp, tile_starts, translate_tiled
+from i2i.infer.onnx import OnnxGenerator, export_bytes
+from i2i.infer.tiles import overview, ramp, tile_starts, translate_tiled
 from i2i.infer.translator import Translator, fastest_backend
 from i2i.nets import build_generator
 from i2i.runs.checkpoint import resolve_checkpoint
@@ -131,6 +132,52 @@ def test_tiled_equals_untiled_away_from_tile_edges_and_shows_no_seam():
     step = np.abs(np.diff(tiled, axis=1)).mean(axis=(0, 2))
     borders = [95, 127]  # where tile 2 starts and tile 1 ends
     assert step[borders].max() < 3 * np.median(step)
+
+
+def instance_norm_net(backend: str) -> Translator:
+    """A CycleGAN-style generator (ResNet, instance norm): each layer normalizes by the whole
+    input's statistics, so a tile normalized by its own would differ from the whole image."""
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(kind="resnet_9blocks", depth=3, ngf=8, norm="instance", dropout=0.0)
+    net = build_generator(cfg, 3, 3).eval()
+    if backend == "torch":
+        return Translator(net)
+    return Translator(OnnxGenerator(export_bytes(net, 3, {})), "cpu", 3, {})
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_tiles_of_an_instance_norm_generator_agree_with_the_whole_image(backend, monkeypatch):
+    t = instance_norm_net(backend)
+    assert t.image_statistics
+    small = np.random.default_rng(1).random((12, 14, 3))
+    image = np.asarray(
+        Image.fromarray((small * 255).astype(np.uint8)).resize((320, 224), Image.BICUBIC)
+    )
+    whole = t(image).astype(int)
+    tiled = translate_tiled(t, image, tile=128, overlap=64).astype(int)  # 3 x 4 tiles
+    assert np.abs(tiled - whole).max() <= 4  # within a few levels everywhere
+    # each tile on its own statistics, as tiling did before: tile-shaped blocks tens of levels off
+    monkeypatch.setattr(Translator, "image_statistics", False)
+    alone = translate_tiled(t, image, tile=128, overlap=64).astype(int)
+    assert np.abs(alone - whole).max() > 30
+
+
+def test_statistics_of_large_images_come_from_a_box_averaged_copy(tmp_path):
+    rng = np.random.default_rng(2)
+    array = rng.integers(0, 255, (600, 90, 3), np.uint8)  # 600 rows: over 2 strips of 256
+    np.save(tmp_path / "a.npy", array)
+    mapped = np.load(tmp_path / "a.npy", mmap_mode="r")
+    small = overview(mapped, 3, 600 * 90 // 9)  # box-averaged by 3
+    expected = (array / 255.0).reshape(200, 3, 30, 3, 3).mean(axis=(1, 3))
+    assert small.shape == (200, 30, 3) and np.abs(small - expected).max() < 1e-5
+    pil = overview(Image.fromarray(array), 3, 600 * 90 // 9)
+    assert pil.shape == (200, 30, 3) and np.abs(pil - expected).max() <= 1 / 255 + 1e-6
+    sixteen = Image.fromarray(array[..., 0].astype(np.uint16) * 257)
+    assert overview(sixteen, 3, 600 * 90 // 9).shape == (200, 30, 3)
+    assert overview(mapped, 3, 10**9).shape == (600, 90, 3)  # small enough: as it is
+    t = instance_norm_net("torch")
+    out = translate_tiled(t, mapped, tile=64, overlap=16, stats_pixels=600 * 90 // 4)
+    assert out.shape == (600, 90, 3)
 
 
 def test_tiles_bound_memory_and_cover_huge_images():

@@ -104,6 +104,7 @@ def test_api_matches_the_python_api(client: TestClient, pix2pix_run: Path):
         ({"files": {"other": ("a.png", png_bytes())}}, 400, "'image'"),
         ({"files": {"image": ("a.png", png_bytes())}, "data": {"format": "gif"}}, 400, "format"),
         ({"files": {"image": ("a.png", png_bytes())}, "data": {"tile": "ten"}}, 400, "tile"),
+        ({"files": {"image": ("a.png", png_bytes())}, "data": {"resize": "big"}}, 400, "resize"),
     ],
 )
 def test_bad_uploads_get_4xx_json_errors(client: TestClient, kwargs, status, words):
@@ -134,6 +135,30 @@ def test_token_guards_the_api_but_not_the_page(models: dict):
     assert ok.status_code == 200 and ok.json()["token"] is True
     assert client.post("/v1/models/maps/translate", content=png_bytes()).status_code == 401
     assert client.get("/").status_code == 200 and client.get("/healthz").status_code == 200
+
+
+def test_resize_to_the_training_scale_through_the_api(client: TestClient, pix2pix_run: Path):
+    """The model trained on images resized to 36 px: resize=train brings an upload's shorter
+    side there and the result back; auto does so only for uploads over twice that."""
+    (info,) = client.get("/v1/models").json()["models"]
+    assert info["train_side"] == 36 and info["train_size"] == 32
+    data = png_bytes((40, 24))
+    r = client.post("/v1/models/maps/translate", files={"image": ("a.png", data)},
+                    data={"resize": "train"})  # fmt: skip
+    assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (40, 24)
+    assert r.headers["x-i2i-resize"] == "40x24 -> 60x36 (training scale) -> 40x24"
+    local = i2i.load(pix2pix_run, device="cpu")(Image.open(io.BytesIO(data)), resize="train")
+    served = np.asarray(Image.open(io.BytesIO(r.content))).astype(int)
+    assert np.abs(served - np.asarray(local).astype(int)).max() <= 1
+    small = client.post("/v1/models/maps/translate?resize=auto", content=data)
+    assert small.headers["x-i2i-resize"] == "40x24 (own scale)"
+    large = client.post("/v1/models/maps/translate?resize=auto", content=png_bytes((120, 80)))
+    assert large.headers["x-i2i-resize"] == "120x80 -> 54x36 (training scale) -> 120x80"
+    sized = client.post("/v1/models/maps/translate?resize=64x32", content=data)
+    assert sized.headers["x-i2i-resize"] == "40x24 -> 64x32 (as asked) -> 40x24"
+    assert client.post("/v1/models/maps/translate", content=data).headers["x-i2i-resize"] == (
+        "40x24 (own scale)"
+    )
 
 
 def test_tiled_translation_through_the_api(client: TestClient):

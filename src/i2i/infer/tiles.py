@@ -30,6 +30,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from i2i.data.images import pil_to_array, uint_array_to_float
+from i2i.errors import ConfigError
 
 if TYPE_CHECKING:
     from i2i.infer.translator import Translator
@@ -109,8 +110,8 @@ def translate_tiled(
     measured on at most ``stats_pixels`` px."""
     m = translator.size_multiple
     if tile < 2 * overlap or tile % m or tile <= 0 or overlap < 0:
-        raise ValueError(
-            f"tile {tile} / overlap {overlap}: the tile must be a multiple of {m} "
+        raise ConfigError(
+            f"--tile {tile} / --overlap {overlap}: the tile must be a multiple of {m} "
             f"(this generator's) and at least twice the overlap"
         )
     channels = translator.input_channels

@@ -217,20 +217,23 @@ class Translator:
             )
             return cls(OnnxGenerator(model), "cpu", spec.in_channels, meta)
         # imported here for start-up speed: the ONNX Runtime path above never imports torch
+        from torch import nn
+
         from i2i.device import pick_device
         from i2i.kernels import cpu_kernels_enabled, use_cpu_kernels
 
         torch_device = pick_device(device)
         net = generator()
+        if torch_device.type == "cpu" and cpu_kernels_enabled():
+            use_cpu_kernels(net)
+        translator = cls(net, torch_device, spec.in_channels, meta)  # in eval mode
         if dropout:
-            layers = [m for m in net.modules() if type(m).__name__ == "Dropout"]
+            layers = [m for m in net.modules() if isinstance(m, nn.Dropout)]
             if not layers:
                 raise ConfigError(f"--dropout: {ckpt}'s generator has no dropout layers")
             for layer in layers:
                 layer.train()  # noise at every call, as in training
-        if torch_device.type == "cpu" and cpu_kernels_enabled():
-            use_cpu_kernels(net)
-        return cls(net, torch_device, spec.in_channels, meta)
+        return translator
 
     def translate_tiled(
         self, image: Image.Image | np.ndarray, tile: int = 512, overlap: int = 64

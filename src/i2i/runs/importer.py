@@ -379,8 +379,8 @@ def import_reference(
         raise ConfigError(f"--out {out} holds other files ({other[0]} ...); choose a new folder")
     state = read_state_dict(path)
     arch = infer_architecture(state, str(path), cfg)
+    check_finite(state, f"{path}: ", "a diverged run")
     weights = i2i_weights(state, arch)
-    check_finite(weights, f"{path}: ", "a diverged run")
     method: Method = cfg.model or ("pix2pix" if arch.kind == "unet" else "cyclegan")
     gen = arch.generator_config(cfg.batch_stats)
     card = ModelCard(
