@@ -9,8 +9,9 @@
    translated end to end on the CPU, folder in, PNG files out, each command timed as a whole process
    (start-up and model loading included, as a user waits for it), in turn, median of the rounds:
    what the reference test script does (``reference_translate.py``: one image at a time, real
-   and fake saved, an HTML page) against ``i2i translate`` (default backend, batches, decode and
-   encode overlapped with compute), with an empty export cache and with a warm one.
+   and fake saved, an HTML page) on a generator in the reference's format against
+   ``i2i translate`` of its ``i2i import`` (default backend, batches, decode and encode
+   overlapped with compute), with an empty export cache and with a warm one.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 from common import machine, peak_memory_mib, seconds, table, write_json
 from PIL import Image
-from safetensors.torch import load_file
+from reference_nets import define_g
 from untrained import untrained_checkpoint
 
 from i2i.config import GeneratorKind
@@ -84,33 +85,61 @@ def command_seconds(command: list[str], env: dict[str, str] | None = None) -> fl
     return time.perf_counter() - start
 
 
-def folder_rows(ckpt: Path, inputs: Path, tmp: Path, rounds: int) -> list[dict[str, Any]]:
-    """Whole-command seconds per image: the reference-style script against ``i2i translate``
-    with an empty export cache (a new checkpoint) and a warm one, run in turn each round."""
-    pth = tmp / "G.pth"
-    weights = load_file(ckpt / "model.safetensors")
-    torch.save({k[2:]: v for k, v in weights.items() if k.startswith("G.")}, pth)
+def reference_generator(folder: Path, netg: str, norm: str, ngf: int = 64) -> tuple[Path, Path]:
+    """A generator in the reference code's layout with PyTorch's initial weights (speed does
+    not depend on them), saved as that code saves one, and its ``i2i import``: (pth, run)."""
+    torch.manual_seed(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    pth = folder / "latest_net_G.pth"
+    torch.save(define_g(netg, 3, 3, ngf, norm).state_dict(), pth)
+    i2i = [sys.executable, "-m", "i2i", "import", str(pth), "--out", str(folder / "imported")]
+    subprocess.run(i2i, check=True, capture_output=True)
+    return pth, folder / "imported"
+
+
+def folder_rows(
+    pth: Path,
+    reference_args: list[str],
+    run: Path,
+    inputs: Path,
+    tmp: Path,
+    rounds: int,
+    backends: tuple[str, ...] = ("auto",),
+) -> tuple[list[dict[str, Any]], dict[str, Path]]:
+    """Whole-command seconds per image, median of ``rounds``, all run in turn each round: the
+    reference-style script on ``pth`` against ``i2i translate`` of its import ``run`` with each
+    backend, ONNX Runtime with an empty export cache (a new checkpoint) and with a warm one.
+    Also where each pipeline wrote its images in the first round."""
     n = len(list(inputs.iterdir()))
     here = Path(__file__).parent
-    i2i = [sys.executable, "-m", "i2i", "translate", str(ckpt), str(inputs), "--device", "cpu",
-           "--no-progress"]  # fmt: skip
-    times: dict[str, list[float]] = {"reference-style": [], "i2i, new checkpoint": [],
-                                     "i2i, exported before": []}  # fmt: skip
+    times: dict[str, list[float]] = {}
+    outputs: dict[str, Path] = {}
+
+    def timed(name: str, command: list[str], out: Path, env: dict[str, str] | None = None) -> None:
+        times.setdefault(name, []).append(command_seconds([*command, str(out)], env))
+        outputs.setdefault(name, out)
+
     for r in range(rounds):
-        reference = [sys.executable, str(here / "reference_translate.py"), str(pth), str(inputs)]
-        times["reference-style"].append(command_seconds([*reference, str(tmp / f"ref{r}")]))
-        cold = {**os.environ, "I2I_CACHE": str(tmp / f"cache{r}")}
-        out = ["--out", str(tmp / f"cold{r}")]
-        times["i2i, new checkpoint"].append(command_seconds(i2i + out, cold))
-        warm = {**os.environ, "I2I_CACHE": str(tmp / "cache0")}
-        out = ["--out", str(tmp / f"warm{r}")]
-        times["i2i, exported before"].append(command_seconds(i2i + out, warm))
+        reference = [sys.executable, str(here / "reference_translate.py"), str(pth), str(inputs),
+                     *reference_args]  # fmt: skip
+        timed("reference-style", reference, tmp / f"ref{r}")
+        for backend in backends:
+            i2i = [sys.executable, "-m", "i2i", "translate", str(run), str(inputs), "--device",
+                   "cpu", "--no-progress", "--backend", backend, "--out"]  # fmt: skip
+            label = {"auto": "i2i", "torch": "i2i, PyTorch", "onnxruntime": "i2i, ONNX Runtime"}
+            if backend == "torch":
+                timed(label[backend], i2i, tmp / f"{backend}{r}")
+                continue
+            cold = {**os.environ, "I2I_CACHE": str(tmp / f"cache-{backend}{r}")}
+            timed(f"{label[backend]}, new checkpoint", i2i, tmp / f"{backend}-cold{r}", cold)
+            warm = {**os.environ, "I2I_CACHE": str(tmp / f"cache-{backend}0")}
+            timed(f"{label[backend]}, exported before", i2i, tmp / f"{backend}-warm{r}", warm)
     ref = statistics.median(times["reference-style"]) / n
     rows = []
     for name, values in times.items():
         s = statistics.median(values) / n
         rows.append({"pipeline": name, "images": n, "s/image": s, "speedup": ref / s})
-    return rows
+    return rows, outputs
 
 
 def main() -> None:
@@ -139,9 +168,10 @@ def main() -> None:
                            **row}  # fmt: skip
                     result["forward"].append(row)
                     print(table([row], list(row)), flush=True)
-        folder_ckpt = untrained_checkpoint(Path(tmp, "folder"), "unet_256")
+        pth, run = reference_generator(Path(tmp, "folder"), "unet_256", "instance")
         inputs = folder_inputs(args.data, Path(tmp, "inputs"), args.images)
-        result["folder"] = folder_rows(folder_ckpt, inputs, Path(tmp), args.rounds)
+        reference_args = ["--netG", "unet_256", "--norm", "instance"]
+        result["folder"], _ = folder_rows(pth, reference_args, run, inputs, Path(tmp), args.rounds)
     if result["forward"]:
         print("\n" + table(result["forward"], list(result["forward"][0])))
     print("\nunet_256, 256x256 photos, folder in, PNG files out, whole commands:")
