@@ -183,7 +183,7 @@ def test_a_pth_loads_directly_and_is_imported_once(tmp_path, monkeypatch):
         ({"generator": "resnet_6blocks"}, r"model.16.weight is missing.*--netG resnet_6blocks"),
         ({"generator": "unet_256"}, r"--netG unet_256, but the file holds a ResNet"),
         ({"input_nc": 1}, r"model.1.weight is \[8, 3, 7, 7\].*--input-nc 1"),
-        ({"dropout": True}, r"model.10.conv_block.6.weight is missing.*--dropout True"),
+        ({"dropout": True}, r"model.10.conv_block.6.weight is missing.*with --dropout;"),
     ],
 )
 def test_an_impossible_option_names_the_key_that_disagrees(options, words, tmp_path):

@@ -305,7 +305,10 @@ def check_layout(
     """Refuse ``state`` unless it is exactly a reference generator of ``arch`` (batch norms'
     ``num_batches_tracked`` may be missing, as in files saved before PyTorch 0.4.1, and so may
     old instance norms' running statistics be there). One CheckpointError naming the key."""
-    told = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in overrides.items())
+    told = ", ".join(
+        (f"--{k}" if v else f"--no-{k}") if isinstance(v, bool) else f"--{k} {v}"
+        for k, v in overrides.items()
+    )
     because = f" with {told}" if told else ""
     expected = expected_layout(arch)
     for key, shape in expected.items():
