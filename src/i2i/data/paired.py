@@ -28,10 +28,12 @@ from i2i.data.images import (
     IMAGE_EXTENSIONS,
     BadImageError,
     DataError,
+    crop,
     image_size,
     list_images,
     open_image,
     open_with_hint,
+    picture_size,
     pil_to_array,
     read_image,
     read_with_hint,
@@ -79,9 +81,9 @@ class SideBySideReader:
     def load(self, i: int, channels_a: int, channels_b: int) -> tuple[np.ndarray, np.ndarray]:
         path = self.files[i]
         im = open_with_hint(path)
-        w, h = im.size
-        a = pil_to_array(im.crop((0, 0, w // 2, h)), channels_a, path)
-        b = pil_to_array(im.crop((w // 2, 0, w, h)), channels_b, path)
+        w, h = picture_size(im)
+        a = pil_to_array(crop(im, (0, 0, w // 2, h)), channels_a, path)
+        b = pil_to_array(crop(im, (w // 2, 0, w, h)), channels_b, path)
         return a, b
 
 

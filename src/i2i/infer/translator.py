@@ -23,10 +23,13 @@ from PIL import Image
 from tqdm import tqdm
 
 from i2i.data.images import (
+    Picture,
     array_to_pil,
+    crop,
     list_images,
     match_channels,
     open_image,
+    picture_size,
     pil_to_array,
     uint_array_to_float,
 )
@@ -298,11 +301,17 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def open_input(path: Path, half: Half | None, large: bool = False) -> Image.Image:
-    im = open_image(path, large)
+# the pixel budget of one image translated in tiles: 1 GP, 3 GiB as 8-bit RGB (--max-pixels)
+TILED_MAX_PIXELS = 2**30
+
+
+def open_input(path: Path, half: Half | None, budget: int | None = None) -> Picture:
+    """An input image as viewers show it (``open_image``), or its ``half`` of an A|B pair;
+    ``budget``: its most pixels (default ``max_pixels()``)."""
+    im = open_image(path, budget)
     if half is not None:
-        w, h = im.size
-        im = im.crop((0, 0, w // 2, h) if half == "left" else (w // 2, 0, w, h))
+        w, h = picture_size(im)
+        im = crop(im, (0, 0, w // 2, h) if half == "left" else (w // 2, 0, w, h))
     return im
 
 
@@ -352,11 +361,11 @@ def translate_files(
         # (decoding and PNG/JPEG encoding release the GIL), so the device is not kept waiting.
         chunks = iter(batched(files, 1 if tile else batch_size))
 
-        def read(chunk: list[Path]) -> tuple[list[Image.Image], list[Path]]:
+        def read(chunk: list[Path]) -> tuple[list[Picture], list[Path]]:
             images, kept = [], []
             for f in chunk:
                 try:
-                    images.append(open_input(f, half, large=tile is not None))
+                    images.append(open_input(f, half, TILED_MAX_PIXELS if tile else None))
                     kept.append(f)
                 except BadImageError as exc:
                     if not skip_bad:
