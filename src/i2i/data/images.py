@@ -350,6 +350,17 @@ SKIP_HINT = "fix or remove the file, or pass --skip-bad to skip unreadable files
 T = TypeVar("T")
 
 
+def apply_rule(path: str | Path, rule: Callable[[int, int], None] | None, w: int, h: int) -> None:
+    """Run a size ``rule`` on a file's (width, height); its ConfigError becomes the file's
+    BadImageError, which ``screen`` skips with --skip-bad."""
+    if rule is None:
+        return
+    try:
+        rule(w, h)
+    except ConfigError as exc:
+        raise BadImageError(path, str(exc)) from None
+
+
 def screen(items: Sequence[T], check: Callable[[T], None], skip_bad: bool, what: str) -> list[T]:
     """Keep the items that pass ``check``; a failure stops with its message unless skip_bad,
     which skips it and warns once with the count."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 import yaml
 from torch.utils.data import DataLoader, default_collate
 from tqdm import tqdm
@@ -25,7 +26,7 @@ from tqdm import tqdm
 from i2i.config import RunConfig, to_dict
 from i2i.data.build import Pixels, open_datasets
 from i2i.data.paired import EpochBatchSampler, steps_per_epoch
-from i2i.data.transforms import network_range
+from i2i.data.transforms import PixelDataset, network_range, size_rule
 from i2i.device import configure_backends
 from i2i.errors import ConfigError, RunExistsError, TrainingDiverged
 from i2i.kernels import cpu_kernels_enabled, use_cpu_kernels
@@ -101,19 +102,25 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     torch.manual_seed(cfg.train.seed)
     channels_last = cfg.train.channels_last
 
-    # data: the training split, and fixed examples for sample grids (val split when present)
-    workers = loader_workers(cfg.data.num_workers, device)
-    data_cfg = replace(cfg.data, num_workers=workers)
-    train_set, preview_set = open_datasets(data_cfg, data_kind(cfg.model.kind))
-    n_preview = min(cfg.train.num_samples, len(preview_set))
-    preview = default_collate([preview_set[i] for i in range(n_preview)])
-    preview_batch = to_device(preview, device, channels_last)
-
-    # model, how it runs, and its optimizers
+    # the model, then the data it can take: every training image's size is checked from its
+    # header before training (a misfit is a bad file, named), and the fixed examples of the
+    # sample grids come from the val split when there is one
     model = build_model(cfg)
     model.to(device)
-    first = next(v for v in train_set[(0, 0)].values() if isinstance(v, torch.Tensor))
-    model.check_image_size(*first.shape[1:])
+
+    def fits(width: int, height: int) -> None:
+        model.check_image_size(height, width, cfg.data)
+
+    if cfg.data.preprocess != "none":  # every training input is a crop_size square
+        fits(cfg.data.crop_size, cfg.data.crop_size)
+    workers = loader_workers(cfg.data.num_workers, device)
+    data_cfg = replace(cfg.data, num_workers=workers)
+    rule = size_rule(data_cfg, fits)
+    train_set, preview_set = open_datasets(data_cfg, data_kind(cfg.model.kind), rule)
+    check_batch_sizes(train_set, cfg)
+    n_preview = min(cfg.train.num_samples, len(preview_set))
+    previews = [to_device(default_collate([preview_set[i]]), device, channels_last)
+                for i in range(n_preview)]  # fmt: skip
     if device.type == "cpu" and cpu_kernels_enabled(cfg.train.cpu_kernels):
         use_cpu_kernels(model)
     accelerate(model, cfg.train)
@@ -199,9 +206,11 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         if monitor is None:
             return
         model.eval()
-        columns = model.preview(preview_batch)
+        rows = [model.preview(example) for example in previews]  # images of any sizes
         model.train()
-        monitor.samples(step, list(columns.values()), list(columns))
+        names = list(rows[0])
+        columns = [same_size([row[name] for row in rows]) for name in names]
+        monitor.samples(step, columns, names)
 
     model.train()
     losses: dict[str, float] = {}
@@ -296,6 +305,33 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
             monitor.close()
         distributed.finish(procs)
     return TrainResult(run_dir, final, step, elapsed, losses, procs.main, start_step)
+
+
+def check_batch_sizes(train_set: PixelDataset, cfg: RunConfig) -> None:
+    """Images that keep their own sizes batch only with their like: refuse mixed sizes unless
+    each batch holds one image, naming two files that differ."""
+    if cfg.data.preprocess != "none" or cfg.train.batch_size == 1:
+        return
+    sizes = train_set.stored_sizes()
+    if len(sizes) > 1:
+        (size_a, file_a), (size_b, file_b) = list(sizes.items())[:2]
+        raise ConfigError(
+            f"with --preprocess none, images keep their own sizes, and {file_a} "
+            f"({size_a[0]}x{size_a[1]}) and {file_b} ({size_b[0]}x{size_b[1]}) differ "
+            f"({len(sizes)} sizes in all): a batch holds one size, so train with --batch-size 1, "
+            "or resize them (--preprocess resize or resize_and_crop)"
+        )
+
+
+def same_size(images: list[torch.Tensor]) -> torch.Tensor:
+    """1xCxHxW images of any sizes as one batch at the first one's size (bilinear), for a
+    sample grid."""
+    h, w = images[0].shape[-2:]
+    resized = [
+        x if x.shape[-2:] == (h, w) else F.interpolate(x.float(), (h, w), mode="bilinear")
+        for x in images
+    ]
+    return torch.cat(resized)
 
 
 def read_losses(
