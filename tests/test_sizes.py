@@ -71,9 +71,8 @@ def test_size_advice_applies_under_preprocess_none(tmp_path):
 
 def test_crop_preprocessing_names_images_smaller_than_the_crop(tmp_path):
     pairs(tmp_path / "data" / "train", [64, 64, 16])
-    code, output = train("--data", tmp_path / "data", "--out", tmp_path / "run",
-                         "--preprocess", "crop", "--crop-size", "32", *SMALL)  # fmt: skip
+    args = ["--data", tmp_path / "data", "--preprocess", "crop", "--crop-size", "32", *SMALL]
+    code, output = train(*args, "--out", tmp_path / "run")
     assert code == 1 and "2.png" in output and "smaller than the 32 px crops" in output
-    code, output = train("--data", tmp_path / "data", "--out", tmp_path / "run2",
-                         "--preprocess", "crop", "--crop-size", "32", "--skip-bad", *SMALL)  # fmt: skip
+    code, output = train(*args, "--out", tmp_path / "run2", "--skip-bad")
     assert code == 0, output
