@@ -327,6 +327,7 @@ def translate_files(
     limit: int | None = None,
     tile: int | None = None,
     overlap: int = 64,
+    max_pixels: int | None = None,
 ) -> list[str]:
     """Translate image files and folders into ``out``: a folder, or a ``.zip`` written as it
     goes (memory stays bounded by one batch). Outputs keep each input's stem with ``suffix``;
@@ -365,7 +366,8 @@ def translate_files(
             images, kept = [], []
             for f in chunk:
                 try:
-                    images.append(open_input(f, half, TILED_MAX_PIXELS if tile else None))
+                    budget = max_pixels or (TILED_MAX_PIXELS if tile else None)
+                    images.append(open_input(f, half, budget))
                     kept.append(f)
                 except BadImageError as exc:
                     if not skip_bad:
