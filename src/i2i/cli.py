@@ -360,7 +360,7 @@ def experiment(
 ) -> None:
     """Train and evaluate each cell of a grid of config overrides; finished cells are skipped,
     so an interrupted sweep resumes. Writes results.md/.csv, loss curves and a sample grid."""
-    from i2i.experiment import load_experiment, run_experiment
+    from i2i.experiment import failed_cells, load_experiment, run_experiment
     from i2i.train.options import parse_set
 
     overrides = dict(parse_set(item) for item in set_)
@@ -370,6 +370,12 @@ def experiment(
     typer.echo(f"{len(exp.cells)} cells into {exp.out}: {', '.join(c.name for c in exp.cells)}")
     results = run_experiment(exp, progress=progress)
     typer.echo(f"results: {results} (and results.csv, loss_curves.png, samples.png)")
+    failed = failed_cells(exp)
+    if failed:
+        raise ConfigError(
+            f"{len(failed)} of {len(exp.cells)} cells failed ({'; '.join(failed)}); fix them "
+            "and run the same command again: finished cells are kept"
+        )
 
 
 @app.command()

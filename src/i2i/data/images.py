@@ -332,14 +332,6 @@ def uint_array_to_float(arr: np.ndarray, source: str, channels: int) -> np.ndarr
     return match_channels(out, channels)
 
 
-def save_image(arr: np.ndarray, path: str | Path) -> None:
-    """Write an HxWxC float array in [0, 1] as an 8-bit image (format from the suffix)."""
-    img = array_to_pil(arr)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-
-
 def array_to_pil(arr: np.ndarray) -> Image.Image:
     """A float HxWxC array in [0, 1] (or an 8-bit one, as is) as a PIL image."""
     u8 = arr if arr.dtype == np.uint8 else (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)

@@ -29,6 +29,7 @@ from i2i.data.unconditional import ImageDataset
 from i2i.data.unpaired import locate_unpaired
 from i2i.device import pick_device
 from i2i.errors import ConfigError, DataError, InputNotFound
+from i2i.files import write_text_atomic
 from i2i.infer.sample import load_generator
 from i2i.infer.translator import Translator, batched
 from i2i.metrics.features import FeatureExtractor, FeatureWeightsMissing, build_extractor
@@ -76,11 +77,12 @@ class Report:
     def write(self, out: str | Path) -> Path:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
+        write_text_atomic(out / "metrics.json", json.dumps(asdict(self), indent=2) + "\n")
         what = ", ".join(f"{k}: {v}" for k, v in self.source.items())
         notes = "".join(f"\n- {n}" for n in self.notes)
-        (out / "metrics.md").write_text(
-            f"# Evaluation\n\n{what}; {self.count} images.\n\n{self.table()}\n{notes}\n"
+        write_text_atomic(
+            out / "metrics.md",
+            f"# Evaluation\n\n{what}; {self.count} images.\n\n{self.table()}\n{notes}\n",
         )
         return out / "metrics.json"
 

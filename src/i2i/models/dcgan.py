@@ -87,7 +87,7 @@ class DCGAN(Model):
     def preview(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """An 8x8 grid of samples from fixed latent vectors (columns of 8)."""
         images = self.G(self.preview_noise)
-        return {str(i): images[i * 8 : (i + 1) * 8] for i in range(8)}
+        return {f"z {8 * i + 1}-{8 * i + 8}": images[i * 8 : (i + 1) * 8] for i in range(8)}
 
     def check_image_size(self, height: int, width: int, data: DataConfig) -> None:
         if (height, width) != (self.size, self.size):

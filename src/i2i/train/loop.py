@@ -29,6 +29,7 @@ from i2i.data.paired import EpochBatchSampler, steps_per_epoch
 from i2i.data.transforms import PixelDataset, network_range, size_rule
 from i2i.device import configure_backends
 from i2i.errors import ConfigError, RunExistsError, TrainingDiverged
+from i2i.files import remove_stale_temps, write_text_atomic
 from i2i.kernels import cpu_kernels_enabled, use_cpu_kernels
 from i2i.metrics.names import better
 from i2i.models import build_model, data_kind, model_card
@@ -38,9 +39,9 @@ from i2i.runs.checkpoint import (
     load_weights,
     mark_best,
     read_best,
+    remove_partial_checkpoints,
     resolve_checkpoint,
     save_checkpoint,
-    write_text_atomic,
 )
 from i2i.runs.layout import CONFIG, LATEST
 from i2i.runs.storage import RunMirror, is_url
@@ -75,6 +76,11 @@ def prepare_run_folder(run_dir: Path, cfg: RunConfig) -> None:
     leaves the old file or the new one); an unwritable folder is one ConfigError."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (run_dir, run_dir / "checkpoints", run_dir / "samples"):
+            if folder.is_dir():  # what writes killed mid-way left behind
+                remove_stale_temps(folder)
+        if (run_dir / "checkpoints").is_dir():
+            remove_partial_checkpoints(run_dir / "checkpoints")
         write_text_atomic(run_dir / CONFIG, yaml.safe_dump(to_dict(cfg), sort_keys=False))
     except PermissionError as exc:
         raise ConfigError(
