@@ -115,9 +115,19 @@ def train_command(
         return  # process 0 reports
     run = result.run_dir
     done = result.step - result.start_step
-    typer.echo(f"\ntrained {result.step} steps in {result.seconds:.0f} s; run folder: {run}")
-    if result.start_step:
-        typer.echo(f"  this session: steps {result.start_step + 1}-{result.step} ({done} steps)")
+    if result.start_step and not done:
+        typer.echo(
+            f"\nnothing to train: the run is at step {result.step}, its limit ({result.limit}); "
+            "resume with a larger --max-steps, or --epochs / --epochs-decay, to train longer"
+        )
+    elif result.start_step:
+        typer.echo(
+            f"\ntrained {result.step} steps in all, {done} of them now (steps "
+            f"{result.start_step + 1}-{result.step}) in {result.seconds:.0f} s; run folder: {run}"
+        )
+    else:
+        typer.echo(f"\ntrained {result.step} steps in {result.seconds:.0f} s; run folder: {run}")
+    typer.echo(f"  limit: {result.limit}")
     if "://" in cfg.train.out:
         typer.echo(f"  mirrored to {cfg.train.out} (checkpoints, config, logs, pictures)")
     typer.echo(f"  sample grid: {run / 'samples.png'}")

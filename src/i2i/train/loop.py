@@ -49,6 +49,7 @@ from i2i.train import distributed
 from i2i.train.accel import accelerate, autocast, loader_workers, to_device
 from i2i.train.evaluation import TrainingEvaluator
 from i2i.train.monitor import RunMonitor, plot_loss_curves
+from i2i.train.options import absolute_root
 from i2i.train.step import Updater, make_optimizers
 
 log = logging.getLogger("i2i")
@@ -63,6 +64,7 @@ class TrainResult:
     last_losses: dict[str, float]
     main: bool = True  # the process that reports (rank 0 under torchrun)
     start_step: int = 0  # where a resumed run started
+    limit: str = ""  # what ends the run: "--max-steps N" or the epochs schedule
 
 
 def lr_factor(step: int, steps_per_epoch: int, epochs: int, epochs_decay: int) -> float:
@@ -89,6 +91,10 @@ def prepare_run_folder(run_dir: Path, cfg: RunConfig) -> None:
 
 
 def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train (or, with ``resume``, continue) the run ``cfg`` describes; see the module
+    docstring. Raises UserErrors (RunExistsError, ConfigError, DataError, TrainingDiverged
+    ...) whose messages say what to do."""
+    cfg = absolute_root(cfg)  # config.yaml records where the data is, from anywhere
     dest = cfg.train.out
     mirror = RunMirror(dest) if is_url(dest) else None  # object storage: work in a local cache
     run_dir = mirror.local if mirror else Path(dest)
@@ -135,8 +141,12 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     epoch_steps = steps_per_epoch(len(train_set), bs, procs.world)
     total_epochs = cfg.train.epochs + cfg.train.epochs_decay
     total_steps = epoch_steps * total_epochs
-    if cfg.train.max_steps is not None:
-        total_steps = min(total_steps, cfg.train.max_steps)
+    limit = (
+        f"{total_epochs} epochs ({cfg.train.epochs} + {cfg.train.epochs_decay} of lr decay) "
+        f"= {total_steps:,} steps"
+    )
+    if cfg.train.max_steps is not None and cfg.train.max_steps < total_steps:
+        total_steps, limit = cfg.train.max_steps, f"--max-steps {cfg.train.max_steps:,}"
 
     step = 0
     if resume:
@@ -157,13 +167,16 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     evaluator = TrainingEvaluator(cfg, device) if cfg.train.eval_every and procs.main else None
     best = read_best(ckpt_root) if resume else None
     log.info(
-        "%s %s run %s: %d training samples, %d steps/epoch, %d steps in all, device %s%s",
+        "%s %s run %s at step %d: %d training samples, %d steps/epoch, to step %d (%s), "
+        "device %s%s",
         "resuming" if resume else "starting",
         cfg.model.kind,
         run_dir,
+        step,
         len(train_set),
         epoch_steps,
         total_steps,
+        limit,
         device,
         f", {procs.world} processes" if procs.world > 1 else "",
     )
@@ -310,7 +323,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         if monitor:
             monitor.close()
         distributed.finish(procs)
-    return TrainResult(run_dir, final, step, elapsed, losses, procs.main, start_step)
+    return TrainResult(run_dir, final, step, elapsed, losses, procs.main, start_step, limit)
 
 
 def check_batch_sizes(train_set: PixelDataset, cfg: RunConfig) -> None:
