@@ -23,6 +23,7 @@ import yaml
 from torch.utils.data import DataLoader, default_collate
 from tqdm import tqdm
 
+from i2i import parallel
 from i2i.config import RunConfig, to_dict
 from i2i.data.build import Pixels, open_datasets
 from i2i.data.paired import EpochBatchSampler, steps_per_epoch
@@ -104,7 +105,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         raise RunExistsError(
             f"{dest} already holds a run; resume it with --resume {dest}, or choose another --out"
         )
-    procs, device = distributed.setup(cfg.train.device)  # one process unless under torchrun
+    procs, device = parallel.join(cfg.train.device)  # one process unless under torchrun
     distributed.check_batch(cfg.train.batch_size, procs)
     if mirror and procs.main:
         mirror.prepare(resume)
@@ -322,7 +323,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         bar.close()
         if monitor:
             monitor.close()
-        distributed.finish(procs)
+        parallel.finish(procs)
     return TrainResult(run_dir, final, step, elapsed, losses, procs.main, start_step, limit)
 
 
@@ -354,7 +355,7 @@ def same_size(images: list[torch.Tensor]) -> torch.Tensor:
 
 
 def read_losses(
-    unread: list[dict[str, torch.Tensor]], step: int, procs: distributed.Processes, ckpt_root: Path
+    unread: list[dict[str, torch.Tensor]], step: int, procs: parallel.Processes, ckpt_root: Path
 ) -> dict[str, float]:
     """The losses of the steps ``unread`` (the last of them ``step``), averaged over the
     processes, in one wait for the device. Returns the last step's; raises
