@@ -31,9 +31,10 @@ from i2i.data.unpaired import locate_unpaired
 from i2i.device import pick_device
 from i2i.errors import ConfigError, DataError, InputNotFound
 from i2i.files import atomic_path, write_text_atomic
+from i2i.infer.batch import batched
 from i2i.infer.grid import sample_grid
 from i2i.infer.sample import load_generator
-from i2i.infer.translator import Translator, batched
+from i2i.infer.translator import Translator
 from i2i.metrics.features import FeatureExtractor, FeatureWeightsMissing, build_extractor
 from i2i.metrics.names import DISTRIBUTION, LOWER_IS_BETTER, PAIRED, check_metrics
 from i2i.metrics.paired import LPIPS, to_uint8
