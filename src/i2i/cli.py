@@ -357,6 +357,9 @@ def evaluate(
     threshold: float = typer.Option(
         5.0, min=0, max=255, help="pixel_acc: max channel difference, 8-bit."
     ),
+    palette: Path = typer.Option(
+        None, help="Palette of the targets' colours (YAML): per-class IoU and miou."
+    ),
     features: str = typer.Option("inception", help="inception | package.module:factory"),
     inception_weights: str = typer.Option(None, help="FID Inception weights file."),
     train_data: Path = typer.Option(None, help="Training images, for mifid."),
@@ -381,6 +384,7 @@ def evaluate(
         inception_weights=inception_weights,
         mifid_eps=mifid_eps,
         device=device,
+        palette=str(palette) if palette else None,
     )
     if checkpoint is not None:
         if data is None or real is not None or fake is not None:
