@@ -1,7 +1,8 @@
 """Which batch-norm statistics translate better for a pix2pix trained at batch size 1 (as the
 published pix2pix models were: the reference's default): each image's own, or the running ones?
 
-    nice -n 10 python benchmarks/batch_stats.py [--data DIR] [--size 64] [--steps 2000] [--json out.json]
+    nice -n 10 python benchmarks/batch_stats.py [--data DIR] [--size 64] [--steps 2000] \\
+        [--json out.json]
 
 Trains pix2pix with batch norm at batch size 1 (a unet of depth log2(size), ngf 32) on a paired
 dataset (default: the built-in synthetic one, written to a temporary folder), then scores its val

@@ -39,7 +39,7 @@ def load(
     whole process's allocator, so ``i2i translate`` calls it and this does not."""
     from i2i.infer.translator import Translator
 
-    return Translator.load(path, device, direction, backend, dropout)
+    return Translator.load(path, device, direction, backend, dropout=dropout)
 
 
 def import_model(pth: str | Path, out: str | Path | None = None, **options: Any) -> Path:
