@@ -598,6 +598,7 @@ def pretrained_get(
     ($I2I_CACHE) and used by name (`i2i translate horse2zebra photos/ --out zebras/`)."""
     import shutil
 
+    from i2i.files import write_text_atomic
     from i2i.runs.layout import LATEST
     from i2i.runs.pretrained import pretrained_checkpoint
 
@@ -607,7 +608,7 @@ def pretrained_get(
         if (out / LATEST).exists():
             raise ConfigError(f"--out {out} already holds a checkpoint; choose another folder")
         shutil.copytree(ckpt, out / ckpt.name, dirs_exist_ok=True)
-        (out / LATEST).write_text(ckpt.name)
+        write_text_atomic(out / LATEST, ckpt.name)
         typer.echo(f"  copied to {out}")
     typer.echo(f"  translate: i2i translate {name} IMAGES --out translated/ --resize train")
 

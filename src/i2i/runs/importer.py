@@ -373,11 +373,9 @@ def import_reference(
     CheckpointError for a file that is not such a generator or disagrees with ``cfg``."""
     cfg = cfg or ImportConfig()
     path, out = Path(path), Path(out)
-    other = (
-        sorted(p.name for p in out.iterdir() if p.name not in (CHECKPOINT, LATEST))
-        if out.is_dir()
-        else []
-    )
+    kept = (CHECKPOINT, LATEST)  # an earlier import, replaced; hidden names: killed writes
+    entries = list(out.iterdir()) if out.is_dir() else []
+    other = sorted(p.name for p in entries if p.name not in kept and not p.name.startswith("."))
     if other:
         raise ConfigError(f"--out {out} holds other files ({other[0]} ...); choose a new folder")
     state = read_state_dict(path)
