@@ -133,6 +133,14 @@ def train_command(
     else:
         typer.echo(f"\ntrained {result.step} steps in {result.seconds:.0f} s; run folder: {run}")
     typer.echo(f"  limit: {result.limit}")
+    if result.stopped_by:
+        why = (
+            "at the time limit" if result.stopped_by == "time limit" else f"by {result.stopped_by}"
+        )
+        typer.echo(
+            f"  stopped {why} at step {result.step}, with a checkpoint; continue with: "
+            f"i2i train --resume {run}"
+        )
     if "://" in cfg.train.out:
         typer.echo(f"  mirrored to {cfg.train.out} (checkpoints, config, logs, pictures)")
     typer.echo(f"  sample grid: {run / 'samples.png'}")
