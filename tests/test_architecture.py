@@ -46,7 +46,7 @@ spec.loader.exec_module(import_graph)
 # bottom to top; a module may import from its own layer and the ones below it
 LAYERS = [
     {"i2i.errors", "i2i.version"},
-    {"i2i.config", "i2i.registry"},
+    {"i2i.config", "i2i.registry", "i2i.download"},
     {"i2i.flags", "i2i.device", "i2i.kernels", "i2i.losses", "i2i.data", "i2i.nets"},
     {"i2i.runs"},
     {"i2i.models"},

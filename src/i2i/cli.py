@@ -80,8 +80,11 @@ def train_command(
             )
         cfg = resume_config(resume, flags, list(set_))
     else:
-        if flags.get("data") is None and config is None:
-            raise ConfigError("give the dataset with --data DIR (or a --config file)")
+        if flags.get("data") is None and flags.get("domain_a") is None and config is None:
+            raise ConfigError(
+                "give the dataset with --data DIR (unpaired: or --domain-a DIR --domain-b DIR; "
+                "or a --config file)"
+            )
         cfg = new_config(config, model, flags, list(set_))
     from i2i.train.loop import train as run_training  # torch: only once the options are valid
 
@@ -259,7 +262,9 @@ def sample(
 def evaluate(
     checkpoint: str = typer.Argument(None, help="Run folder, checkpoint or URL to score."),
     data: Path = typer.Option(None, help="Dataset whose split the checkpoint is scored on."),
-    split: str = typer.Option("val", help="Split of --data."),
+    split: str = typer.Option(None, help="Split of --data [val, else test]."),
+    domain_a: Path = typer.Option(None, help="Instead of --data: folder of domain A images..."),
+    domain_b: Path = typer.Option(None, help="...and of domain B (unpaired: FID, KID ...)."),
     real: Path = typer.Option(None, help="Instead of a checkpoint: folder of real images..."),
     fake: Path = typer.Option(None, help="...and folder of outputs (paired by file name)."),
     metrics: str = typer.Option(None, help="Comma list [all that apply]: " + ", ".join(METRICS)),
@@ -294,11 +299,17 @@ def evaluate(
         device=device,
     )
     if checkpoint is not None:
-        if data is None or real is not None or fake is not None:
+        if real is not None or fake is not None:
             raise ConfigError("with a CHECKPOINT, give --data DIR (not --real/--fake)")
-        report = evaluate_checkpoint(checkpoint, data, cfg, direction, train_data, None, progress)
+        if (domain_a is None) != (domain_b is None):
+            raise ConfigError("--domain-a and --domain-b go together: give both folders")
+        domains = None if domain_a is None else (domain_a, domain_b)
+        report = evaluate_checkpoint(
+            checkpoint, data, cfg, direction, train_data, progress=progress, domains=domains
+        )
         run = resolve_checkpoint(checkpoint).parent.parent
-        out = out or (Path("eval") if "://" in checkpoint else run / f"eval-{split}")
+        scored = report.source.get("split", "domains")
+        out = out or (Path("eval") if "://" in checkpoint else run / f"eval-{scored}")
     elif real is not None and fake is not None:
         report = evaluate_folders(real, fake, cfg, train_data, None, progress)
         out = out or Path("eval")
@@ -378,6 +389,36 @@ def data_unpair(
 
     counts = unpair(source, out, seed)
     typer.echo(f"wrote {counts} image pairs' halves to {out}")
+
+
+@data_app.command("download")
+@user_errors
+def data_download(
+    name: str = typer.Argument(None, help="Dataset name (see --list)."),
+    out: Path = typer.Option(None, help="Folder the dataset goes into [data/NAME]."),
+    list_: bool = typer.Option(False, "--list", help="List the datasets: kind, size, licence."),
+    keep_archive: bool = typer.Option(False, help="Keep the archive in the cache afterwards."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Download a standard pix2pix or CycleGAN dataset, laid out as i2i reads it; prints the
+    i2i train line that uses it. A partial download resumes."""
+    from i2i.data.download import catalogue_table, download_dataset
+
+    if list_:
+        typer.echo(catalogue_table())
+        return
+    if name is None:
+        raise ConfigError("name a dataset: i2i data download NAME (i2i data download --list)")
+    got = download_dataset(name, out, keep_archive=keep_archive, progress=progress)
+    where = "downloaded into" if got.fetched else "already at (not downloaded again)"
+    typer.echo(f"{name}: {where} {got.path}")
+    if got.found is not None:
+        splits = ", ".join(f"{s.split} ({s.layout})" for s in got.found.splits)
+        typer.echo(f"  {got.found.kind} data; splits: {splits}")
+        typer.echo(f"  look at it: i2i data inspect {got.path}")
+        typer.echo(f"  train on it: {got.train_command}")
+    else:
+        typer.echo("  no training split: its images are for trying trained models on")
 
 
 @data_app.command("synth")

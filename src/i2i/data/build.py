@@ -11,6 +11,7 @@ from i2i.data.paired import PairedDataset, open_split
 from i2i.data.transforms import PixelDataset
 from i2i.data.unconditional import ImageDataset
 from i2i.data.unpaired import UnpairedDataset, open_unpaired
+from i2i.errors import ConfigError
 
 AnyDataset = PairedDataset | UnpairedDataset | ImageDataset
 
@@ -32,7 +33,13 @@ class Pixels(Dataset[dict[str, Any]]):
 def open_datasets(cfg: DataConfig, kind: str) -> tuple[AnyDataset, AnyDataset]:
     """(training set, preview set). The preview set supplies the fixed examples of sample
     grids: the val split (unpaired: val, else test) in eval mode, else the training split in
-    eval mode."""
+    eval mode. ``data.domain_a``/``domain_b`` name unpaired data only (ConfigError otherwise)."""
+    if cfg.domain_a is not None and kind != "unpaired":
+        raise ConfigError(
+            "--domain-a/--domain-b name the two domains of unpaired data (cyclegan, cut, "
+            f"fastcut); {'pix2pix reads pairs' if kind == 'paired' else 'dcgan reads images'} "
+            "from --data DIR"
+        )
     if kind == "paired":
         train = PairedDataset(cfg, cfg.train_split, train=True)
         preview = open_split(cfg, cfg.val_split, False)

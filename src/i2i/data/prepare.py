@@ -18,11 +18,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from i2i.config import DataConfig
-from i2i.data.paired import Location, PairReader, locate, open_reader
+from i2i.data.layouts import SPLITS, locate, split_location
+from i2i.data.paired import PairReader, open_reader
 from i2i.errors import ConfigError, DataError
 
 OutFormat = Literal["side_by_side", "npz"]
-SPLITS = ("train", "val", "test")
 
 
 def parse_fractions(text: str) -> dict[str, float]:
@@ -51,7 +51,7 @@ def prepare(
 ) -> dict[str, int]:
     """Convert ``source`` into ``out``; returns the number of pairs written per split."""
     cfg = DataConfig(root=str(source), skip_bad=skip_bad, npz_keys=list(npz_keys))
-    found = {s: loc for s in SPLITS if (loc := _split_location(cfg, s))}
+    found = {s: loc for s in SPLITS if (loc := split_location(source, s))}
     plan: dict[str, tuple[PairReader, list[int]]] = {}
     if found and fractions is None:
         for split, loc in found.items():
@@ -73,18 +73,6 @@ def prepare(
     for split, (reader, indices) in plan.items():
         counts[split] = _write_split(reader, indices, Path(out), split, to, size, progress)
     return counts
-
-
-def _split_location(cfg: DataConfig, split: str) -> Location | None:
-    loc = locate(cfg.root, split)
-    if loc is None or split != "train":
-        return loc
-    # a root without split folders answers 'train' with itself; that is not a real split
-    try:
-        whole = locate(cfg.root, None)
-    except DataError:  # the root holds only split folders
-        return loc
-    return None if loc == whole else loc
 
 
 def _write_split(
@@ -138,7 +126,7 @@ def unpair(
     pairs stay available for paired metrics (read them with ``--split <split>``).
     """
     cfg = DataConfig(root=str(source))
-    found = {s: loc for s in SPLITS if (loc := _split_location(cfg, s))}
+    found = {s: loc for s in SPLITS if (loc := split_location(source, s))}
     if not found:
         found = {"train": locate(source, None)}  # type: ignore[dict-item]
     out = Path(out)

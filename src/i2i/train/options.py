@@ -3,7 +3,8 @@
 A new run: defaults <- ``--config`` YAML <- ``--model`` (that model's defaults) <- flags <-
 ``--set`` overrides. A resumed run: its own ``config.yaml`` <- the options a resume may change:
 how long and how it trains (``train.*``), how data is loaded (``data.num_workers``,
-``data.cache``) and where the same data now lives (``data.root``).
+``data.cache``) and where the same data now lives (``data.root``, ``data.domain_a`` and
+``data.domain_b``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from i2i.runs.layout import CONFIG
 from i2i.runs.storage import RunMirror, is_url
 
 # what --resume may change besides train.*: the same data, loaded differently or moved
-RESUMABLE_DATA = ("data.num_workers", "data.cache", "data.root")
+RESUMABLE_DATA = (
+    "data.num_workers", "data.cache", "data.root", "data.domain_a", "data.domain_b",
+)  # fmt: skip
 
 
 def parse_set(item: str) -> tuple[str, Any]:
