@@ -421,6 +421,48 @@ def data_download(
         typer.echo("  no training split: its images are for trying trained models on")
 
 
+@data_app.command("inspect")
+@user_errors
+def data_inspect(
+    data: Path = typer.Argument(None, help="Dataset: folder, .npz or IDX file."),
+    out: Path = typer.Option(None, help="Report folder [reports/NAME]."),
+    domain_a: Path = typer.Option(None, help="Instead of DATA: folder of domain A images..."),
+    domain_b: Path = typer.Option(None, help="...and folder of domain B images."),
+    kind: str = typer.Option("auto", help="auto | paired | unpaired | images: how to read it."),
+    npz_keys: str = typer.Option("arr_0,arr_1", help="Source,target array names in a .npz."),
+    samples: int = typer.Option(8, help="Random samples per domain in samples.png."),
+    near_bits: int = typer.Option(4, help="Near duplicates: phash bits apart (of 64)."),
+    workers: int = typer.Option(2, help="Decoding threads."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when any file is bad (CI)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Look at a dataset before training on it: counts, sizes, modes, bad files, duplicates
+    within and across splits, colour histograms per domain and random samples. Writes
+    report.md with PNG figures."""
+    from i2i.data.inspect import inspect_dataset
+
+    keys = tuple(npz_keys.split(","))
+    if len(keys) != 2:
+        raise ConfigError(f"--npz-keys needs two names, got {npz_keys!r}")
+    if (domain_a is None) != (domain_b is None):
+        raise ConfigError("--domain-a and --domain-b go together: give both folders")
+    domains = None if domain_a is None else (domain_a, domain_b)
+    if (data is None) == (domains is None):
+        raise ConfigError("name the data: DATA, or --domain-a DIR --domain-b DIR (not both)")
+    report = inspect_dataset(
+        data, domains=domains, kind=kind, npz_keys=keys, samples=samples,
+        near_bits=near_bits, workers=workers, progress=progress,
+    )  # fmt: skip
+    name = data.resolve().name if data else "+".join(Path(d).name for d in domains or ())
+    path = report.write(out or Path("reports") / name)
+    typer.echo(report.table())
+    for line in report.summary():
+        typer.echo(line)
+    typer.echo(f"report: {path} (figures: sizes.png, colours.png, samples.png)")
+    if strict and report.bad:
+        raise fail(f"{len(report.bad)} bad file(s) in {report.data} (listed in {path})")
+
+
 @data_app.command("synth")
 @user_errors
 def data_synth(
