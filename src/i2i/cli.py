@@ -380,13 +380,24 @@ def serve(
 @data_app.command("unpair")
 @user_errors
 def data_unpair(
-    source: Path = typer.Argument(..., help="Paired dataset (side-by-side, A/ B/, or .npz)."),
+    source: Path = typer.Argument(None, help="Paired dataset (side-by-side, A/ B/, or .npz)."),
     out: Path = typer.Option(..., help="Output folder (trainA/ trainB/ valA/ valB/ ...)."),
     seed: int = typer.Option(0, help="Shuffle seed."),
+    domain_a: Path = typer.Option(None, help="Instead of SOURCE: a folder of domain A images..."),
+    domain_b: Path = typer.Option(None, help="...and one of domain B, copied to trainA/ trainB/."),
 ) -> None:
-    """Split a paired dataset into an unpaired one; val/test keep their pairs by file name."""
+    """Split a paired dataset into an unpaired one (val/test keep their pairs by file name), or
+    gather two folders of any names into the CycleGAN layout."""
     from i2i.data.prepare import unpair
 
+    if (domain_a is None) != (domain_b is None):
+        raise ConfigError("--domain-a and --domain-b go together: give both folders")
+    if (source is None) == (domain_a is None):
+        raise ConfigError("give a paired SOURCE, or --domain-a DIR --domain-b DIR (not both)")
+    if domain_a is not None:
+        counts = unpair(None, out, seed, domains=(domain_a, domain_b))
+        typer.echo(f"copied {counts['trainA']} + {counts['trainB']} images into {out}")
+        return
     counts = unpair(source, out, seed)
     typer.echo(f"wrote {counts} image pairs' halves to {out}")
 

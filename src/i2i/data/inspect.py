@@ -331,7 +331,7 @@ def inspect_dataset(
     started = time.perf_counter()
     found = find_dataset(data, kind, domains)
     units, bad, labels, layouts = _plan(found, npz_keys)
-    chosen = _choose_samples(units, found.kind, samples, np.random.default_rng(seed))
+    chosen, rank = _choose_samples(units, found.kind, samples, np.random.default_rng(seed))
     stats = {
         (split, domain): DomainStats(split, domain)
         for split in dict.fromkeys(u.split for u in units)
@@ -339,11 +339,11 @@ def inspect_dataset(
     }
     shapes: dict[str, list[tuple[int, int]]] = {d: [] for d in labels}
     seen: list[_Seen] = []
-    shown: list[Sample] = []
+    shown: list[tuple[int, Sample]] = []
     with ThreadPoolExecutor(max(1, workers)) as pool:
         results = pool.map(_read_unit, units, chosen)
         bar = tqdm(results, total=len(units), desc="inspect", unit="file", disable=not progress)
-        for images, problems in bar:
+        for i, (images, problems) in enumerate(bar):
             for img in images:
                 st = stats[(img.split, img.domain)]
                 if img.size is None or img.histogram is None:  # unusable: counted, not summed
@@ -359,7 +359,7 @@ def inspect_dataset(
                 seen.append(img)
             thumbs = {img.domain: img.thumb for img in images if img.thumb is not None}
             if thumbs:
-                shown.append(Sample(images[0].split, images[0].name, thumbs))
+                shown.append((rank[i], Sample(images[0].split, images[0].name, thumbs)))
             bad += problems
     return DataReport(
         data=str(data) if data is not None else " + ".join(str(d) for d in domains or ()),
@@ -369,7 +369,7 @@ def inspect_dataset(
         stats=[s for s in stats.values() if s.images or s.bad],
         bad=bad,
         duplicates=find_duplicates(seen, near_bits),
-        samples=shown,
+        samples=_first_good(shown, samples),
         shapes=shapes,
         near_bits=near_bits,
         seconds=time.perf_counter() - started,
@@ -409,8 +409,10 @@ def _split_units(
 ) -> tuple[list[_Unit], list[BadFile]]:
     split, paths = sf.split, sf.paths
 
-    def rel(path: Path) -> str:
-        return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    def rel(path: Path) -> str:  # names as the user sees them inside the data
+        return (
+            str(path.relative_to(root)) if path.is_relative_to(root) and path != root else path.name
+        )
 
     if sf.layout == "side_by_side":
         sources.setdefault("A", []).append("left halves")
@@ -471,18 +473,35 @@ def _listed(folder: Path) -> list[Path]:
 
 def _choose_samples(
     units: list[_Unit], kind: str, per_domain: int, rng: np.random.Generator
-) -> list[frozenset[str]]:
-    """For each unit, the domains whose thumbnails the contact sheet shows: ``per_domain``
-    random pairs of paired data, ``per_domain`` random images of each unpaired domain, twice
-    as many of single images."""
+) -> tuple[list[frozenset[str]], dict[int, int]]:
+    """For each unit, the domains whose thumbnails the contact sheet may show, and each chosen
+    unit's place in the random order: ``per_domain`` random pairs of paired data, of images of
+    each unpaired domain, twice as many single images; twice as many candidates are drawn, so
+    that bad files do not thin the sheet (:func:`_first_good` keeps the first good ones)."""
     keep: list[set[str]] = [set() for _ in units]
+    rank: dict[int, int] = {}
     domains = sorted({d for u in units for d in u.domains})
     for domain in ["A"] if kind == "paired" else domains:
         having = [i for i, u in enumerate(units) if domain in u.domains]
-        n = min(per_domain * (2 if kind == "images" else 1), len(having))
-        for i in rng.choice(having, n, replace=False):
-            keep[int(i)].update(units[int(i)].domains if kind == "paired" else {domain})
-    return [frozenset(k) for k in keep]
+        n = min(2 * per_domain * (2 if kind == "images" else 1), len(having))
+        for place, i in enumerate(int(i) for i in rng.choice(having, n, replace=False)):
+            keep[i].update(units[i].domains if kind == "paired" else {domain})
+            rank.setdefault(i, place)
+    return [frozenset(k) for k in keep], rank
+
+
+def _first_good(shown: list[tuple[int, Sample]], per_domain: int) -> list[Sample]:
+    """The contact sheet: in the random order, ``per_domain`` samples holding each domain
+    (twice as many for single images)."""
+    kept: list[Sample] = []
+    count: Counter[str] = Counter()
+    for _, sample in sorted(shown, key=lambda s: s[0]):
+        wanted = {d: img for d, img in sample.images.items()
+                  if count[d] < per_domain * (2 if d == "images" else 1)}  # fmt: skip
+        if wanted:
+            count.update(list(wanted))  # one more of each domain
+            kept.append(Sample(sample.split, sample.name, wanted))
+    return kept
 
 
 def _read_unit(unit: _Unit, thumbs: frozenset[str]) -> tuple[list[_Seen], list[BadFile]]:
@@ -497,7 +516,7 @@ def _read_unit(unit: _Unit, thumbs: frozenset[str]) -> tuple[list[_Seen], list[B
             decoded = [_array_image(a[unit.index], unit.names[0]) for a in unit.arrays]
     except BadImageError as exc:
         problems.append(BadFile(unit.split, unit.names[0], exc.problem))
-    for path, name in zip(unit.files, unit.names, strict=True):
+    for path, name in zip(unit.files, unit.names if unit.files else (), strict=True):
         try:
             decoded.append(_decode(path))
         except BadImageError as exc:

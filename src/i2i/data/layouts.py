@@ -85,6 +85,15 @@ def _layout_of(cand: Path | tuple[Path, Path], layout: str) -> Location | None:
     return None
 
 
+def locate_pairs(root: str | Path, split: str, layout: str = "auto") -> Location | None:
+    """:func:`locate`, but None for two folders whose file names do not pair (the CycleGAN
+    layout's ``trainA/`` + ``trainB/``): where paired metrics and paired targets come from."""
+    loc = locate(root, split, layout)
+    if loc is not None and loc.layout == "ab_folders" and not paired_names(*loc.paths):
+        return None
+    return loc
+
+
 def locate_unpaired(root: str | Path, split: str) -> tuple[Path, Path] | None:
     """The A and B folders of ``split``; None when the data has no such split."""
     root = Path(root)

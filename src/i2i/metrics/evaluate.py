@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from i2i.config import DataConfig
 from i2i.data.images import list_images, read_with_hint
-from i2i.data.layouts import domain_folder, locate, locate_unpaired
+from i2i.data.layouts import domain_folder, locate, locate_pairs, locate_unpaired
 from i2i.data.paired import PairedDataset
 from i2i.data.unconditional import ImageDataset
 from i2i.device import pick_device
@@ -193,7 +193,7 @@ def evaluate_checkpoint(
     size = cfg.size or card.translate.train_size
     source["size"] = size
     train_images = _train_targets(data_cfg, train_data)
-    paired_ok = data is not None and locate(data_cfg.root, split, data_cfg.layout) is not None
+    paired_ok = data is not None and locate_pairs(data_cfg.root, split, data_cfg.layout) is not None
     scorer, notes = make_scorer(cfg, paired_ok, train_images is not None, extractor)
     if train_images is not None and "mifid" in scorer.metrics:
         for chunk in batched(train_images(), cfg.batch_size):
@@ -266,7 +266,7 @@ def _train_targets(
     if not data_cfg.root:  # scoring --domain-a/--domain-b: only --train-data gives them
         return None
     split = data_cfg.train_split
-    if locate(data_cfg.root, split, data_cfg.layout) is not None:
+    if locate_pairs(data_cfg.root, split, data_cfg.layout) is not None:
         pairs = PairedDataset(data_cfg, split, train=False)
         return lambda: (pairs.raw_target(i) for i in range(len(pairs)))
     try:
