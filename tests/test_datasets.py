@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import socket
+import subprocess
+import sys
 import tarfile
 import time
 import zipfile
@@ -23,6 +25,7 @@ from i2i.download import cache_root
 from i2i.errors import ConfigError, DataError, DownloadError
 
 from .file_server import serve_files
+from .test_inspect import NO_TORCH
 
 
 def png(width: int, height: int, seed: int) -> bytes:
@@ -32,13 +35,16 @@ def png(width: int, height: int, seed: int) -> bytes:
     return buf.getvalue()
 
 
-def tar_gz(files: dict[str, bytes]) -> bytes:
+def tar_gz(files: dict[str, bytes], *extra: tarfile.TarInfo) -> bytes:
+    """A .tar.gz of ``files``, then the (empty) members ``extra``."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+        for member in extra:
+            tar.addfile(member, io.BytesIO(b""))
     return buf.getvalue()
 
 
@@ -146,18 +152,6 @@ def test_a_zip_member_whose_crc_fails_is_corrupt(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.zip"]  # kept: not ours to delete
 
 
-def tar_with(member: tarfile.TarInfo) -> bytes:
-    """The facades archive plus ``member`` (empty)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in FACADES.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        tar.addfile(member, io.BytesIO(b""))
-    return buf.getvalue()
-
-
 @pytest.mark.parametrize("kind", ["tar", "tar link", "zip", "zip absolute"])
 def test_members_that_escape_the_target_are_refused(server, tmp_path, kind):
     if kind.startswith("zip"):
@@ -169,7 +163,7 @@ def test_members_that_escape_the_target_are_refused(server, tmp_path, kind):
         if kind == "tar link":  # a link out of the folder, then a file written through it
             member = tarfile.TarInfo("facades/up")
             member.type, member.linkname = tarfile.SYMTYPE, "../.."
-        server.files["/pix2pix/datasets/facades.tar.gz"] = tar_with(member)
+        server.files["/pix2pix/datasets/facades.tar.gz"] = tar_gz(FACADES, member)
         name = "facades"
     with pytest.raises(DataError, match="refused.*nothing was extracted.*deleted"):
         download_dataset(name, tmp_path / "data" / name, progress=False)
@@ -179,8 +173,8 @@ def test_members_that_escape_the_target_are_refused(server, tmp_path, kind):
 
 def test_absolute_tar_members_are_kept_inside(server, tmp_path):
     """The data filter strips a leading slash, as GNU tar does: the file lands inside."""
-    server.files["/pix2pix/datasets/facades.tar.gz"] = tar_with(
-        tarfile.TarInfo(str(tmp_path / "evil.txt"))
+    server.files["/pix2pix/datasets/facades.tar.gz"] = tar_gz(
+        FACADES, tarfile.TarInfo(str(tmp_path / "evil.txt"))
     )
     got = download_dataset("facades", tmp_path / "data" / "facades", progress=False)
     assert not (tmp_path / "evil.txt").exists()
@@ -214,12 +208,11 @@ def test_the_list_and_the_names_that_are_not_downloaded():
         download_dataset("mapz", progress=False)
 
 
-def test_the_command_prints_the_train_line(server, tmp_path):
+def test_the_command_prints_the_train_line_and_imports_no_torch(server, tmp_path):
     server.files["/pix2pix/datasets/facades.tar.gz"] = tar_gz(FACADES)
     out = tmp_path / "facades"
-    result = CliRunner().invoke(
-        app, ["data", "download", "facades", "--out", str(out), "--no-progress"]
-    )
-    assert result.exit_code == 0, result.output
-    assert f"i2i train --data {out} --out runs/facades" in result.output
-    assert f"i2i data inspect {out}" in result.output
+    args = ["data", "download", "facades", "--out", str(out), "--no-progress"]
+    done = subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True)
+    assert f"i2i train --data {out} --out runs/facades" in done.stdout, done.stderr
+    assert f"i2i data inspect {out}" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "False"  # torch was not imported

@@ -8,6 +8,8 @@ import gzip
 import json
 import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +185,18 @@ def test_what_is_not_data_is_one_clear_error(tmp_path):
         inspect_dataset(tmp_path / "empty", progress=False)
     with pytest.raises(DataError, match="--domain-b"):
         inspect_dataset(domains=(tmp_path, tmp_path / "missing"), progress=False)
+
+
+NO_TORCH = (
+    "import sys\nfrom i2i.cli import app\n"
+    "try:\n    app(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+    "print('torch' in sys.modules)"
+)  # runs an i2i command, then prints whether it imported torch
+
+
+def test_inspect_starts_without_torch(paired, tmp_path):
+    """It uses the readers' layout rules without importing torch (seconds of start)."""
+    args = ["data", "inspect", str(paired), "--out", str(tmp_path / "r"), "--no-progress"]
+    done = subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1] == "False", done.stdout + done.stderr
+    assert (tmp_path / "r" / "report.md").is_file()

@@ -57,6 +57,15 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def domain_folders(domain_a: Path | None, domain_b: Path | None) -> tuple[Path, Path] | None:
+    """``--domain-a`` and ``--domain-b``, which go together."""
+    if domain_a is None and domain_b is None:
+        return None
+    if domain_a is None or domain_b is None:
+        raise ConfigError("--domain-a and --domain-b go together: give both folders")
+    return domain_a, domain_b
+
+
 def train_command(
     model: str | None,
     config: Path | None,
@@ -301,9 +310,7 @@ def evaluate(
     if checkpoint is not None:
         if real is not None or fake is not None:
             raise ConfigError("with a CHECKPOINT, give --data DIR (not --real/--fake)")
-        if (domain_a is None) != (domain_b is None):
-            raise ConfigError("--domain-a and --domain-b go together: give both folders")
-        domains = None if domain_a is None else (domain_a, domain_b)
+        domains = domain_folders(domain_a, domain_b)
         report = evaluate_checkpoint(
             checkpoint, data, cfg, direction, train_data, progress=progress, domains=domains
         )
@@ -390,12 +397,11 @@ def data_unpair(
     gather two folders of any names into the CycleGAN layout."""
     from i2i.data.prepare import unpair
 
-    if (domain_a is None) != (domain_b is None):
-        raise ConfigError("--domain-a and --domain-b go together: give both folders")
-    if (source is None) == (domain_a is None):
+    domains = domain_folders(domain_a, domain_b)
+    if (source is None) == (domains is None):
         raise ConfigError("give a paired SOURCE, or --domain-a DIR --domain-b DIR (not both)")
-    if domain_a is not None:
-        counts = unpair(None, out, seed, domains=(domain_a, domain_b))
+    if domains is not None:
+        counts = unpair(None, out, seed, domains=domains)
         typer.echo(f"copied {counts['trainA']} + {counts['trainB']} images into {out}")
         return
     counts = unpair(source, out, seed)
@@ -455,9 +461,7 @@ def data_inspect(
     keys = tuple(npz_keys.split(","))
     if len(keys) != 2:
         raise ConfigError(f"--npz-keys needs two names, got {npz_keys!r}")
-    if (domain_a is None) != (domain_b is None):
-        raise ConfigError("--domain-a and --domain-b go together: give both folders")
-    domains = None if domain_a is None else (domain_a, domain_b)
+    domains = domain_folders(domain_a, domain_b)
     if (data is None) == (domains is None):
         raise ConfigError("name the data: DATA, or --domain-a DIR --domain-b DIR (not both)")
     report = inspect_dataset(
