@@ -225,7 +225,10 @@ class DataReport:
         return path
 
     def markdown(self, figures: Sequence[Path] = ()) -> str:
-        read = "; ".join(f"{split}: {how}" for split, how in self.layouts.items())
+        splits_by_how: dict[str, list[str]] = {}
+        for split, how in self.layouts.items():
+            splits_by_how.setdefault(how, []).append(split)
+        read = "; ".join(f"{', '.join(s)}: {how}" for how, s in splits_by_how.items())
         domains = "; ".join(f"{d} = {label}" for d, label in self.labels.items())
         lines = [
             f"# Data report: {self.data}",
