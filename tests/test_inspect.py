@@ -121,7 +121,7 @@ def test_ab_folders_partners_of_another_size_and_without_a_partner(tmp_path):
     problems = {b.name: b.problem for b in report.bad}
     assert problems["B/0.jpg"].startswith("size 40x40 differs from its partner's (32x32)")
     assert problems["A/lonely.png"] == "no partner of the same name in B/"
-    assert report.domain_total("A").images == 2
+    assert (report.domain_total("A").images, report.domain_total("A").bad) == (2, 2)
 
 
 def write_idx(path: Path, images: np.ndarray, cut: int = 0) -> Path:
@@ -139,7 +139,8 @@ def test_idx_npz_and_gray_or_16_bit_images(tmp_path):
     (dup,) = report.duplicates
     assert dup.exact and [n for _, n in dup.members] == ["d-idx3-ubyte.gz[0]", "d-idx3-ubyte.gz[6]"]
     broken = inspect_dataset(write_idx(tmp_path / "c-idx3-ubyte.gz", digits, 50), progress=False)
-    assert "truncated" in broken.bad[0].problem and not broken.stats
+    assert "truncated" in broken.bad[0].problem
+    assert (broken.stats[0].images, broken.stats[0].bad) == (0, 1)
 
     a = np.stack([picture(i) for i in range(4)])
     (tmp_path / "npz").mkdir()

@@ -283,7 +283,8 @@ def _top(counts: Counter[str], n: int = 2) -> str:
 @dataclass(frozen=True)
 class _Unit:
     """One file (or array entry) to read: ``how`` is ``halves`` (a side-by-side pair),
-    ``pair`` (two files), ``single`` (one image of ``domains[0]``) or ``array``."""
+    ``pair`` (two files), ``single`` (one image of ``domains[0]``) or ``array``; a unit with a
+    ``problem`` is not read, only reported."""
 
     split: str
     how: str
@@ -292,6 +293,7 @@ class _Unit:
     files: tuple[Path, ...] = ()
     arrays: tuple[np.ndarray, ...] = ()
     index: int = 0
+    problem: str = ""  # known before reading (no partner, an unreadable array file)
 
 
 @dataclass
@@ -303,7 +305,6 @@ class _Seen:
     name: str
     size: tuple[int, int] | None = None
     mode: str | None = None
-    problem: str | None = None
     crc: int = 0
     phash: int = 0
     histogram: np.ndarray | None = None  # 3 x 256
@@ -333,7 +334,7 @@ def inspect_dataset(
     reported, not raised."""
     started = time.perf_counter()
     found = find_dataset(data, kind, domains)
-    units, bad, labels, layouts = _plan(found, npz_keys)
+    units, labels, layouts = _plan(found, npz_keys)
     chosen, rank = _choose_samples(units, found.kind, samples, np.random.default_rng(seed))
     stats = {
         (split, domain): DomainStats(split, domain)
@@ -342,6 +343,7 @@ def inspect_dataset(
     }
     shapes: dict[str, list[tuple[int, int]]] = {d: [] for d in labels}
     seen: list[_Seen] = []
+    bad: list[BadFile] = []
     shown: list[tuple[int, Sample]] = []
     with ThreadPoolExecutor(max(1, workers)) as pool:
         results = pool.map(_read_unit, units, chosen)
@@ -391,65 +393,63 @@ _READ_AS = {
 
 def _plan(
     found: FoundDataset, npz_keys: tuple[str, str]
-) -> tuple[list[_Unit], list[BadFile], dict[str, str], dict[str, str]]:
-    """The units to read, the files already known to be bad (unmatched names, unreadable
-    archives), each domain's label and each split's reading."""
+) -> tuple[list[_Unit], dict[str, str], dict[str, str]]:
+    """The units to read, each domain's label (where its images come from) and each split's
+    reading."""
     units: list[_Unit] = []
-    bad: list[BadFile] = []
     sources: dict[str, list[str]] = {}
     layouts: dict[str, str] = {}
     for sf in found.splits:
         layouts[sf.split] = _READ_AS[sf.layout]
-        new, problems = _split_units(sf, found.root, npz_keys, sources)
-        units += new
-        bad += problems
+        units += _split_units(sf, found.root, npz_keys, sources)
     labels = {d: ", ".join(dict.fromkeys(where)) for d, where in sources.items()}
-    return units, bad, labels, layouts
+    return units, labels, layouts
 
 
 def _split_units(
     sf: SplitFiles, root: Path, npz_keys: tuple[str, str], sources: dict[str, list[str]]
-) -> tuple[list[_Unit], list[BadFile]]:
+) -> list[_Unit]:
+    """The units of one split; adds where each domain's images come from to ``sources``."""
     split, paths = sf.split, sf.paths
 
     def rel(path: Path) -> str:  # names as the user sees them inside the data
-        return (
-            str(path.relative_to(root)) if path.is_relative_to(root) and path != root else path.name
-        )
+        inside = path.is_relative_to(root) and path != root
+        return str(path.relative_to(root)) if inside else path.name
 
     if sf.layout == "side_by_side":
         sources.setdefault("A", []).append("left halves")
         sources.setdefault("B", []).append("right halves")
-        files = _listed(paths[0])
-        return [_Unit(split, "halves", ("A", "B"), (rel(f),), (f,)) for f in files], []
+        return [_Unit(split, "halves", ("A", "B"), (rel(f),), (f,)) for f in _listed(paths[0])]
     if sf.layout in ("images", "unpaired"):
         units = []
-        for domain, folder in zip(
-            ("A", "B") if len(paths) == 2 else ("images",), paths, strict=True
-        ):
+        domains = ("A", "B") if len(paths) == 2 else ("images",)
+        for domain, folder in zip(domains, paths, strict=True):
             sources.setdefault(domain, []).append(rel(folder) + "/")
             units += [_Unit(split, "single", (domain,), (rel(f),), (f,)) for f in _listed(folder)]
-        return units, []
+        return units
     if sf.layout == "ab_folders":
         sources.setdefault("A", []).append(rel(paths[0]) + "/")
         sources.setdefault("B", []).append(rel(paths[1]) + "/")
         a_files, b_files = ({p.stem: p for p in _listed(f)} for f in paths)
         units = [
-            _Unit(split, "pair", ("A", "B"), (rel(pair[0]), rel(pair[1])), pair)
+            _Unit(split, "pair", ("A", "B"), (rel(a_files[s]), rel(b_files[s])),
+                  (a_files[s], b_files[s]))
             for s in sorted(a_files.keys() & b_files.keys())
-            if (pair := (a_files[s], b_files[s]))
-        ]
-        unmatched = [
-            BadFile(split, rel(p), f"no partner of the same name in {rel(other)}/")
-            for files, other, partners in (
-                (a_files, paths[1], b_files),
-                (b_files, paths[0], a_files),
-            )
-            for stem, p in sorted(files.items())
-            if stem not in partners
-        ]
-        return units, unmatched
+        ]  # fmt: skip
+        for domain, files, partners, other in (("A", a_files, b_files, paths[1]),
+                                               ("B", b_files, a_files, paths[0])):  # fmt: skip
+            units += [
+                _Unit(split, "single", (domain,), (rel(p),), (p,),
+                      problem=f"no partner of the same name in {rel(other)}/")
+                for stem, p in sorted(files.items())
+                if stem not in partners
+            ]  # fmt: skip
+        return units
     # arrays: a .npz of pairs or an IDX file of single images
+    name = rel(paths[0])
+    domains = ("A", "B") if sf.layout == "npz" else ("images",)
+    for domain, key in zip(domains, npz_keys if sf.layout == "npz" else ("",), strict=False):
+        sources.setdefault(domain, []).append(f"{name}[{key}]" if key else name)
     try:
         if sf.layout == "npz":
             reader = NpzReader(paths[0], npz_keys)
@@ -457,14 +457,12 @@ def _split_units(
         else:
             arrays = (read_idx(paths[0]),)
     except DataError as exc:
-        return [], [BadFile(split, rel(paths[0]), str(exc).removeprefix(f"{paths[0]}: "))]
-    domains = ("A", "B") if len(arrays) == 2 else ("images",)
-    for d, key in zip(domains, npz_keys if len(arrays) == 2 else ("",), strict=True):
-        sources.setdefault(d, []).append(f"{rel(paths[0])}[{key}]" if key else rel(paths[0]))
+        problem = str(exc).removeprefix(f"{paths[0]}: ")
+        return [_Unit(split, "array", domains, (name,), problem=problem)]
     return [
-        _Unit(split, "array", domains, (f"{rel(paths[0])}[{i}]",), arrays=arrays, index=i)
+        _Unit(split, "array", domains, (f"{name}[{i}]",), arrays=arrays, index=i)
         for i in range(len(arrays[0]))
-    ], []
+    ]
 
 
 def _listed(folder: Path) -> list[Path]:
@@ -512,6 +510,8 @@ def _read_unit(unit: _Unit, thumbs: frozenset[str]) -> tuple[list[_Seen], list[B
     in ``thumbs``); a unit with a bad file is unusable as a whole (training skips the pair),
     so its images come back unsummarized."""
     seen = [_Seen(unit.split, d, unit.names[0]) for d in unit.domains]
+    if unit.problem:
+        return seen, [BadFile(unit.split, unit.names[0], unit.problem)]
     decoded: list[tuple[Image.Image, str]] = []
     problems: list[BadFile] = []
     try:
@@ -519,7 +519,7 @@ def _read_unit(unit: _Unit, thumbs: frozenset[str]) -> tuple[list[_Seen], list[B
             decoded = [_array_image(a[unit.index], unit.names[0]) for a in unit.arrays]
     except BadImageError as exc:
         problems.append(BadFile(unit.split, unit.names[0], exc.problem))
-    for path, name in zip(unit.files, unit.names if unit.files else (), strict=True):
+    for path, name in zip(unit.files, unit.names, strict=False):  # arrays: no files
         try:
             decoded.append(_decode(path))
         except BadImageError as exc:
