@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+import socket
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from typer.exceptions import TyperException
 
 from i2i.config import MODEL_CONFIGS, RunConfig
 from i2i.errors import ConfigError, UserError
@@ -32,6 +35,28 @@ data_app = typer.Typer(help="Make and convert datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``i2i`` command. A mistake on the command line (an unknown option, a value out of
+    its range) is one ``error:`` line, as every other user error is; warnings are one
+    ``warning:`` line each."""
+    warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.secho("error: interrupted", fg=typer.colors.RED, err=True)
+        return 130
+    except TyperException as exc:  # Typer's usage errors: bad or unknown options
+        ctx = getattr(exc, "ctx", None)
+        message = exc.format_message()
+        if ctx is not None and message == ctx.get_help():  # `i2i data` alone: its help
+            typer.echo(message)
+            return 0
+        where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        typer.secho(f"error: {message}{where}", fg=typer.colors.RED, err=True)
+        return 2
+    return code if isinstance(code, int) else 0
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -79,8 +104,6 @@ def train_command(
     Every option below sets a field of the run's config (RUN/config.yaml); --set reaches all."""
     from i2i.train.options import new_config, resume_config
 
-    if devices is not None and devices > 1:
-        relaunch_under_torchrun(devices, flags.get("batch_size"), resume)
     if resume is not None:
         if config is not None or model is not None:
             raise ConfigError(
@@ -95,6 +118,13 @@ def train_command(
                 "or a --config file)"
             )
         cfg = new_config(config, model, flags, list(set_))
+    if devices is not None and devices > 1:
+        if cfg.train.batch_size % devices:  # before torchrun starts a process per device
+            raise ConfigError(
+                f"--batch-size {cfg.train.batch_size} is the global batch and must divide "
+                f"evenly among --devices {devices} processes; use a multiple of {devices}"
+            )
+        relaunch_under_torchrun(devices)
     from i2i.train.loop import train as run_training  # torch: only once the options are valid
 
     result = run_training(cfg, resume=resume is not None, progress=progress)
@@ -102,9 +132,19 @@ def train_command(
         return  # process 0 reports
     run = result.run_dir
     done = result.step - result.start_step
-    typer.echo(f"\ntrained {result.step} steps in {result.seconds:.0f} s; run folder: {run}")
-    if result.start_step:
-        typer.echo(f"  this session: steps {result.start_step + 1}-{result.step} ({done} steps)")
+    if result.start_step and not done:
+        typer.echo(
+            f"\nnothing to train: the run is at step {result.step}, its limit ({result.limit}); "
+            "resume with a larger --max-steps, or --epochs / --epochs-decay, to train longer"
+        )
+    elif result.start_step:
+        typer.echo(
+            f"\ntrained {result.step} steps in all, {done} of them now (steps "
+            f"{result.start_step + 1}-{result.step}) in {result.seconds:.0f} s; run folder: {run}"
+        )
+    else:
+        typer.echo(f"\ntrained {result.step} steps in {result.seconds:.0f} s; run folder: {run}")
+    typer.echo(f"  limit: {result.limit}")
     if "://" in cfg.train.out:
         typer.echo(f"  mirrored to {cfg.train.out} (checkpoints, config, logs, pictures)")
     typer.echo(f"  sample grid: {run / 'samples.png'}")
@@ -159,17 +199,9 @@ _train_entry.__doc__ = train_command.__doc__
 app.command("train")(user_errors(_train_entry))
 
 
-def relaunch_under_torchrun(devices: int, batch_size: int | None, resume: str | None) -> None:
+def relaunch_under_torchrun(devices: int) -> None:
     """Run this same command in ``devices`` processes under torchrun, which sets up and watches
-    them (and stops all if one fails); returns only through its exit status. A batch that
-    cannot be split among them is refused here, before any process starts."""
-    if resume is None:
-        batch = batch_size or 1
-        if batch % devices:
-            raise ConfigError(
-                f"--batch-size {batch} is the global batch and must divide evenly among "
-                f"--devices {devices} processes; use a multiple of {devices}"
-            )
+    them (and stops all if one fails); returns only through its exit status."""
     args, skip = [], False
     for arg in sys.argv[1:]:  # the command line without --devices
         if skip:
@@ -187,25 +219,43 @@ def relaunch_under_torchrun(devices: int, batch_size: int | None, resume: str | 
 @user_errors
 def translate(
     checkpoint: str = typer.Argument(..., help="Run folder, checkpoint folder or URL."),
-    inputs: list[Path] = typer.Argument(..., help="Image files and/or folders."),
-    out: Path = typer.Option(..., help="Folder, or a .zip written as it goes."),
+    inputs: list[str] = typer.Argument(
+        ..., help="Image files, folders, glob patterns or URLs (s3://bucket/tiles/)."
+    ),
+    out: str = typer.Option(..., help="Folder or URL (s3://...), or a .zip written as it goes."),
     direction: str = typer.Option(None, help="AtoB | BtoA (CycleGAN) [the training direction]"),
-    limit: int = typer.Option(None, help="Translate at most this many inputs."),
-    batch_size: int = typer.Option(8, help="Images per forward pass."),
+    limit: int = typer.Option(None, min=1, help="Translate at most this many inputs."),
+    batch_size: int = typer.Option(8, min=1, help="Images per forward pass."),
     input_half: str = typer.Option(None, help="left | right: translate one half of A|B pairs."),
     image_format: str = typer.Option("png", "--format", help="png | jpg"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     backend: str = typer.Option(
         "auto", help="auto | torch | onnxruntime (CPU); auto: the fastest installed."
     ),
-    tile: int = typer.Option(None, help="Translate in SIZE x SIZE tiles (huge images)."),
-    overlap: int = typer.Option(64, help="Tile overlap in px, blended (with --tile)."),
+    tile: int = typer.Option(None, min=1, help="Translate in SIZE x SIZE tiles (huge images)."),
+    overlap: int = typer.Option(
+        None, min=0, help="Tile overlap in px, blended (with --tile) [64, at most tile/4]."
+    ),
+    max_pixels: int = typer.Option(
+        None, min=1, help="Largest image to decode, pixels [179 M; 1 G with --tile]."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Translate inputs whose output exists already too."
+    ),
+    devices: int = typer.Option(
+        None, min=1, help="Processes on this machine (one per GPU, or CPU cores split), torchrun."
+    ),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable images, warn."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Translate images of any size with a trained model or an exported .onnx file (into a
-    folder or a .zip); --tile for images too large for one pass."""
-    from i2i.infer.translator import BACKENDS, Translator, translate_files
+    """Translate images of any size with a trained model or an exported .onnx file, into a
+    folder, a URL or a .zip; --tile for images too large for one pass. Outputs that exist are
+    skipped, so a killed run restarted with the same command finishes what is missing;
+    OUT/_manifest.jsonl records every input. --devices N (or torchrun) shares the inputs out."""
+    from i2i.infer.batch import MANIFEST, translate_files
+    from i2i.infer.tiles import check_tiles, default_overlap
+    from i2i.infer.translator import BACKENDS, Translator
+    from i2i.parallel import Processes, join_sharded, under_torchrun
 
     if input_half not in (None, "left", "right"):
         raise ConfigError(f"--input-half must be left or right, got {input_half!r}")
@@ -213,21 +263,58 @@ def translate(
         raise ConfigError(f"--format must be png or jpg, got {image_format!r}")
     if backend not in BACKENDS:
         raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    translator = Translator.load(checkpoint, device, direction, backend)  # type: ignore[arg-type]
-    written = translate_files(
-        translator,
-        inputs,
-        out,
-        batch_size,
-        input_half,  # type: ignore[arg-type]
-        f".{image_format}",
-        skip_bad=skip_bad,
-        progress=progress,
-        limit=limit,
-        tile=tile,
-        overlap=overlap,
-    )
-    typer.echo(f"translated {len(written)} image(s) into {out}")
+    if devices is not None and devices > 1:
+        if out.lower().endswith(".zip"):
+            raise ConfigError(
+                f"--out {out}: several processes cannot share one zip; --out a folder"
+            )
+        relaunch_under_torchrun(devices)
+    procs, threads = Processes(), None
+    if under_torchrun():
+        procs, device, threads = join_sharded(device)
+    if tile is not None and overlap is None:
+        overlap = default_overlap(tile)
+    translator = Translator.load(checkpoint, device, direction, backend, threads)  # type: ignore[arg-type]
+    if tile is not None:
+        check_tiles(tile, overlap or 0, translator.size_multiple)
+    try:
+        written = translate_files(
+            translator,
+            inputs,
+            out,
+            batch_size,
+            input_half,  # type: ignore[arg-type]
+            f".{image_format}",
+            skip_bad=skip_bad,
+            progress=progress,
+            limit=limit,
+            tile=tile,
+            overlap=overlap or 0,
+            max_pixels=max_pixels,
+            overwrite=overwrite,
+            procs=procs,
+        )
+    finally:
+        if procs.world > 1:
+            from i2i.parallel import finish
+
+            finish(procs)
+    if not procs.main:
+        return  # process 0 reports
+    if procs.world > 1 or out.lower().endswith(".zip"):
+        typer.echo(f"translated into {out} in {procs.world} process(es)")
+    else:
+        typer.echo(f"translated {len(written)} image(s) into {out}")
+    if written.skipped:
+        typer.echo(f"  {written.skipped} already there, skipped (--overwrite redoes them)")
+    if written.pair_like:
+        typer.echo(
+            f"note: {written.pair_like} input(s) are twice as wide as high, like side-by-side "
+            "A|B pairs, and were translated whole; pass --input-half left (or right) to "
+            "translate one half"
+        )
+    counts = ", ".join(f"{n} {status}" for status, n in written.summary.items())
+    typer.echo(f"  {out}/{MANIFEST}: {counts}" if counts else "")
 
 
 @app.command()
@@ -251,9 +338,9 @@ def export(
 @user_errors
 def sample(
     checkpoint: str = typer.Argument(..., help="Run folder or checkpoint of a dcgan model."),
-    n: int = typer.Option(64, "-n", help="How many images."),
+    n: int = typer.Option(64, "-n", min=1, help="How many images."),
     out: Path = typer.Option(..., help="Folder, or a .zip written as it goes."),
-    seed: int = typer.Option(0, help="Latent-noise seed."),
+    seed: int = typer.Option(0, min=0, help="Latent-noise seed."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
@@ -279,14 +366,16 @@ def evaluate(
     metrics: str = typer.Option(None, help="Comma list [all that apply]: " + ", ".join(METRICS)),
     out: Path = typer.Option(None, help="Where metrics.json/.md go [RUN/eval-SPLIT or eval/]."),
     direction: str = typer.Option(None, help="AtoB | BtoA (CycleGAN) [training direction]."),
-    size: int = typer.Option(None, help="Compare at SIZE x SIZE [model's training size]."),
-    limit: int = typer.Option(None, help="Score only the first N images."),
-    threshold: float = typer.Option(5.0, help="pixel_acc: max channel difference, 8-bit."),
+    size: int = typer.Option(None, min=1, help="Compare at SIZE x SIZE [model's training size]."),
+    limit: int = typer.Option(None, min=1, help="Score only the first N images."),
+    threshold: float = typer.Option(
+        5.0, min=0, max=255, help="pixel_acc: max channel difference, 8-bit."
+    ),
     features: str = typer.Option("inception", help="inception | package.module:factory"),
     inception_weights: str = typer.Option(None, help="FID Inception weights file."),
     train_data: Path = typer.Option(None, help="Training images, for mifid."),
-    mifid_eps: float = typer.Option(0.1, help="MiFID memorization threshold."),
-    batch_size: int = typer.Option(8, help="Images per forward pass."),
+    mifid_eps: float = typer.Option(0.1, min=0, help="MiFID memorization threshold."),
+    batch_size: int = typer.Option(8, min=1, help="Images per forward pass."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
@@ -340,7 +429,7 @@ def experiment(
 ) -> None:
     """Train and evaluate each cell of a grid of config overrides; finished cells are skipped,
     so an interrupted sweep resumes. Writes results.md/.csv, loss curves and a sample grid."""
-    from i2i.experiment import load_experiment, run_experiment
+    from i2i.experiment import failed_cells, load_experiment, run_experiment
     from i2i.train.options import parse_set
 
     overrides = dict(parse_set(item) for item in set_)
@@ -350,6 +439,12 @@ def experiment(
     typer.echo(f"{len(exp.cells)} cells into {exp.out}: {', '.join(c.name for c in exp.cells)}")
     results = run_experiment(exp, progress=progress)
     typer.echo(f"results: {results} (and results.csv, loss_curves.png, samples.png)")
+    failed = failed_cells(exp)
+    if failed:
+        raise ConfigError(
+            f"{len(failed)} of {len(exp.cells)} cells failed ({'; '.join(failed)}); fix them "
+            "and run the same command again: finished cells are kept"
+        )
 
 
 @app.command()
@@ -357,14 +452,14 @@ def experiment(
 def serve(
     model: list[str] = typer.Option(..., help="NAME=CHECKPOINT (repeatable)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8000, help="Port."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port (0: any free one)."),
     token: str = typer.Option(None, envvar="I2I_TOKEN", help="Bearer token for /v1/*."),
     backend: str = typer.Option("auto", help="auto | torch | onnxruntime"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
-    max_upload_mb: float = typer.Option(20, help="Largest upload, MiB."),
-    max_pixels: int = typer.Option(4096 * 4096, help="Largest image, pixels."),
-    workers: int = typer.Option(1, help="Inference threads."),
-    queue: int = typer.Option(16, help="Requests that may wait; more get 503."),
+    max_upload_mb: float = typer.Option(20, min=0.001, help="Largest upload, MiB."),
+    max_pixels: int = typer.Option(4096 * 4096, min=1, help="Largest image, pixels."),
+    workers: int = typer.Option(1, min=1, help="Inference threads."),
+    queue: int = typer.Option(16, min=0, help="Requests that may wait; more get 503."),
 ) -> None:
     """Serve models over a REST API and a web page (FastAPI under uvicorn)."""
     try:
@@ -377,11 +472,25 @@ def serve(
         raise ConfigError(hint) from None
     if backend not in BACKENDS:
         raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    models = load_models(model, device, backend)
     cfg = ServeConfig(int(max_upload_mb * 2**20), max_pixels, token, workers, queue)
+    check_port(host, port)  # before minutes of loading models
+    models = load_models(model, device, backend)
     names = ", ".join(f"{m.name} ({m.direction})" for m in models.values())
     typer.echo(f"serving {names} on http://{host}:{port}/ (API docs at /docs)")
-    uvicorn.run(create_app(models, cfg), host=host, port=port)
+    # SIGTERM stops the server within seconds even while requests wait for a worker
+    uvicorn.run(create_app(models, cfg), host=host, port=port, timeout_graceful_shutdown=5)
+
+
+def check_port(host: str, port: int) -> None:
+    """ConfigError when ``host:port`` cannot be listened on (in use, or not this machine's)."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"--host {host} --port {port}: cannot listen there ({exc.strerror}); "
+            "choose another --port, or --port 0 for any free one"
+        ) from None
 
 
 @data_app.command("unpair")
@@ -389,7 +498,7 @@ def serve(
 def data_unpair(
     source: Path = typer.Argument(None, help="Paired dataset (side-by-side, A/ B/, or .npz)."),
     out: Path = typer.Option(..., help="Output folder (trainA/ trainB/ valA/ valB/ ...)."),
-    seed: int = typer.Option(0, help="Shuffle seed."),
+    seed: int = typer.Option(0, min=0, help="Shuffle seed."),
     domain_a: Path = typer.Option(None, help="Instead of SOURCE: a folder of domain A images..."),
     domain_b: Path = typer.Option(None, help="...and one of domain B, copied to trainA/ trainB/."),
 ) -> None:
@@ -447,9 +556,9 @@ def data_inspect(
     domain_b: Path = typer.Option(None, help="...and folder of domain B images."),
     kind: str = typer.Option("auto", help="auto | paired | unpaired | images: how to read it."),
     npz_keys: str = typer.Option("arr_0,arr_1", help="Source,target array names in a .npz."),
-    samples: int = typer.Option(8, help="Random samples per domain in samples.png."),
-    near_bits: int = typer.Option(4, help="Near duplicates: phash bits apart (of 64)."),
-    workers: int = typer.Option(2, help="Decoding threads."),
+    samples: int = typer.Option(8, min=0, max=64, help="Random samples per domain (picture)."),
+    near_bits: int = typer.Option(4, min=0, max=64, help="Near duplicates: phash bits apart."),
+    workers: int = typer.Option(2, min=1, max=64, help="Decoding threads."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when any file is bad (CI)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
@@ -482,10 +591,10 @@ def data_inspect(
 @user_errors
 def data_synth(
     out: Path = typer.Option(..., help="Folder to write train/ and val/ into."),
-    n_train: int = typer.Option(400, help="Training pairs."),
-    n_val: int = typer.Option(50, help="Validation pairs."),
-    size: int = typer.Option(64, help="Side of each square image, px."),
-    seed: int = typer.Option(0),
+    n_train: int = typer.Option(400, min=1, help="Training pairs."),
+    n_val: int = typer.Option(50, min=0, help="Validation pairs."),
+    size: int = typer.Option(64, min=8, max=4096, help="Side of each square image, px."),
+    seed: int = typer.Option(0, min=0),
 ) -> None:
     """Write the built-in synthetic paired dataset (label maps -> renderings)."""
     from i2i.data.synth import write_synthetic
@@ -501,8 +610,8 @@ def data_prepare(
     out: Path = typer.Option(..., help="Output folder."),
     to: str = typer.Option("side_by_side", help="side_by_side | npz"),
     split: str = typer.Option(None, help="Fractions train,val,test, e.g. 0.8,0.1,0.1."),
-    size: int = typer.Option(None, help="Resize each image to SIZE x SIZE."),
-    seed: int = typer.Option(0, help="Shuffle seed for --split."),
+    size: int = typer.Option(None, min=1, max=16384, help="Resize each image to SIZE x SIZE."),
+    seed: int = typer.Option(0, min=0, help="Shuffle seed for --split."),
     npz_keys: str = typer.Option("arr_0,arr_1", help="Source,target array names in a .npz."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable images, warn."),
 ) -> None:
@@ -524,7 +633,7 @@ def data_prepare(
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Run folder (a free name is picked)."),
     data: Path = typer.Option(Path("data/synth"), help="Where the synthetic data goes."),
-    steps: int = typer.Option(600, help="Training steps (about 2 minutes on 2 CPU cores)."),
+    steps: int = typer.Option(600, min=1, help="Training steps (about 2 minutes on 2 CPU cores)."),
 ) -> None:
     """Train a small pix2pix on built-in synthetic data: the whole workflow in minutes."""
     from i2i.demo import run_demo

@@ -47,6 +47,7 @@ from i2i.data.images import (
 )
 from i2i.data.layouts import FoundDataset, NpzReader, SplitFiles, find_dataset, read_idx
 from i2i.errors import DataError
+from i2i.files import atomic_path, write_text_atomic
 
 NEAR_BITS = 4  # phash bits two near duplicates may differ in, of 64
 # levels (0..255) their mean colours may differ in: phash sees brightness only, and takes any
@@ -219,9 +220,9 @@ class DataReport:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         figures = plot_report(self, out)
-        (out / "report.json").write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        write_text_atomic(out / "report.json", json.dumps(self.to_json(), indent=2) + "\n")
         path = out / "report.md"
-        path.write_text(self.markdown(figures))
+        write_text_atomic(path, self.markdown(figures))
         return path
 
     def markdown(self, figures: Sequence[Path] = ()) -> str:
@@ -557,14 +558,19 @@ def _mismatch(decoded: list[tuple[Image.Image, str]]) -> str:
 
 
 def _decode(path: Path) -> tuple[Image.Image, str]:
-    """The file decoded once (its header gives the mode) and converted to 8-bit L or RGB by
-    i2i's rules, with the stored mode ("RGB 8-bit"). Raises BadImageError."""
-    im = open_image(path)
-    mode = f"{im.mode} {_BITS.get(im.mode, 16 if im.mode.startswith('I;16') else 8)}-bit"
-    if im.mode in ("L", "RGB"):
-        return im, mode
-    gray = im.mode in _GRAY_MODES
-    arr = pil_to_array(im, 1 if gray else 3, path)  # alpha over white, 16-bit scaled
+    """The file decoded once (as viewers show it: :func:`i2i.data.images.open_image`) and
+    converted to 8-bit L or RGB by i2i's rules, with the stored mode ("RGB 8-bit"; 16-bit
+    colour arrives as a uint16 array). Raises BadImageError."""
+    picture = open_image(path)
+    if isinstance(picture, np.ndarray):  # 48/64-bit colour PNG or TIFF
+        mode = f"{'RGBA' if picture.shape[-1] == 4 else 'RGB'} 16-bit"
+        return _to_pil(pil_to_array(picture, 3, path)), mode
+    bits = _BITS.get(picture.mode, 16 if picture.mode.startswith("I;16") else 8)
+    mode = f"{picture.mode} {bits}-bit"
+    if picture.mode in ("L", "RGB"):
+        return picture, mode
+    gray = picture.mode in _GRAY_MODES
+    arr = pil_to_array(picture, 1 if gray else 3, path)  # alpha over white, 16-bit scaled
     return _to_pil(arr), mode
 
 
@@ -675,7 +681,8 @@ def plot_report(report: DataReport, out: Path) -> list[Path]:
                        ("samples.png", _plot_samples)):  # fmt: skip
         fig = draw(report, plt)
         if fig is not None:
-            fig.savefig(out / name, dpi=100)
+            with atomic_path(out / name) as tmp:
+                fig.savefig(tmp, dpi=100, format="png")
             plt.close(fig)
             written.append(out / name)
     return written

@@ -188,6 +188,9 @@ class NpzReader:
     def name(self, i: int) -> str:
         return f"{self.path.stem}_{i:05d}.png"
 
+    def size(self, i: int) -> tuple[int, int]:
+        return self.a.shape[2], self.a.shape[1]
+
     def load(self, i: int, channels_a: int, channels_b: int) -> tuple[np.ndarray, np.ndarray]:
         src = f"{self.path}[{i}]"
         return (

@@ -27,6 +27,7 @@ from i2i.runs.layout import (
     LATEST,
     POINTERS,
     RUN_FILES,
+    RUN_FOLDERS,
     TRAINER_JSON,
     TRAINER_TENSORS,
     WEIGHTS,
@@ -42,7 +43,8 @@ def cache_dir(kind: str, url: str) -> Path:
     return cache_root() / kind / digest
 
 
-def _fs(url: str) -> tuple[Any, str]:
+def url_fs(url: str) -> tuple[Any, str]:
+    """(fsspec filesystem, path in it) of ``url``; ConfigError without the storage extra."""
     try:
         import fsspec
     except ImportError:  # pragma: no cover - depends on the install
@@ -55,7 +57,7 @@ def _fs(url: str) -> tuple[Any, str]:
 
 def fetch_checkpoint(url: str, with_trainer: bool = False) -> Path:
     """Download the checkpoint ``url`` names (a checkpoint, a run, or a pointer) to the cache."""
-    fs, path = _fs(url)
+    fs, path = url_fs(url)
     candidates = [path] if fs.exists(f"{path}/{CARD}") else []
     if not candidates:
         for pointer in (path, f"{path}/{LATEST}", f"{path}/checkpoints/{LATEST}"):
@@ -85,8 +87,9 @@ class RunMirror:
 
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
-        self.fs, self.path = _fs(url)
+        self.fs, self.path = url_fs(url)
         self.local = cache_dir("runs", self.url)
+        self.uploaded: dict[str, tuple[int, int]] = {}  # run-folder file -> (size, mtime)
 
     def exists(self) -> bool:
         return bool(self.fs.exists(f"{self.path}/checkpoints/{LATEST}"))
@@ -126,6 +129,14 @@ class RunMirror:
         for file in RUN_FILES:
             if (self.local / file).is_file():
                 self.fs.put_file(str(self.local / file), f"{self.path}/{file}")
+        for folder in RUN_FOLDERS:  # TensorBoard events and step grids, new or grown ones
+            for path in sorted((self.local / folder).rglob("*")):
+                if not path.is_file() or path.name.startswith("."):
+                    continue
+                name, stat = path.relative_to(self.local).as_posix(), path.stat()
+                if self.uploaded.get(name) != (stat.st_size, stat.st_mtime_ns):
+                    self.fs.put_file(str(path), f"{self.path}/{name}")
+                    self.uploaded[name] = (stat.st_size, stat.st_mtime_ns)
         for pointer in POINTERS:
             if (ckpts / pointer).is_file():
                 self.fs.put_file(str(ckpts / pointer), f"{self.path}/checkpoints/{pointer}")
