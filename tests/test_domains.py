@@ -89,7 +89,7 @@ def test_domains_are_checked_and_named(kaggle, tmp_path):
         "error: --domain-a/--domain-b name the two domains of unpaired data (cyclegan, cut, "
         "fastcut); pix2pix reads pairs from --data DIR"
     )
-    missing = run("train", "--model", "cut", "--domain-a", photo, "--domain-b", tmp_path / "no",
+    missing = run("train", "--model", "cyclegan", "--domain-a", photo, "--domain-b", tmp_path / "no",
                   "--out", tmp_path / "r", *TINY, ok=False)  # fmt: skip
     assert f"error: {tmp_path / 'no'}: folder not found (given as --domain-b" in missing.output
 
