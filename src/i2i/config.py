@@ -138,6 +138,11 @@ class DataConfig(Section):
                                      flag="num_workers", min=0, max=256)  # fmt: skip
     cache: bool = option(True, "Keep decoded, resized training images in memory.", flag="cache")
     serial: bool = option(False, "Unpaired data: A[i] with B[i], not a random B.", flag="serial")
+    # two folders of any names (Kaggle's photo_jpg/ and monet_jpg/) as the unpaired domains
+    domain_a: str | None = option(None, "Unpaired data: folder of domain A images (with "
+                                  "--domain-b, instead of --data).", flag="domain_a")  # fmt: skip
+    domain_b: str | None = option(None, "Unpaired data: folder of domain B images (with "
+                                  "--domain-a, instead of --data).", flag="domain_b")  # fmt: skip
 
     def validate(self) -> None:
         for name in ("input_nc", "output_nc"):
@@ -150,6 +155,16 @@ class DataConfig(Section):
             )
         if len(self.npz_keys) != 2:
             raise ConfigError(f"data.npz_keys must name two arrays, got {self.npz_keys}")
+        if (self.domain_a is None) != (self.domain_b is None):
+            raise ConfigError(
+                "data.domain_a and data.domain_b (--domain-a, --domain-b) go together: give "
+                "both folders, or neither"
+            )
+        if self.domain_a is not None and self.root:
+            raise ConfigError(
+                f"data.root ({self.root}) and data.domain_a/domain_b both name the data; give "
+                "--data DIR or --domain-a DIR --domain-b DIR, not both"
+            )
 
 
 @dataclass
@@ -358,6 +373,15 @@ NET_CONFIGS: dict[str, tuple[type[NetConfig], ...]] = {
 }
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> float:
+    """``"30m"``, ``"2h"``, ``"1800"`` or ``"90s"`` -> seconds; ConfigError otherwise."""
+    match = DURATION.fullmatch(text)
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"--time-limit {text!r}: give a duration such as 1800, 90s, 30m or 2h")
+    return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[(match.group(2) or "s").lower()]
 
 
 @dataclass
@@ -374,6 +398,10 @@ class TrainConfig(Section):
                                flag="epochs_decay", min=0, max=1_000_000)  # fmt: skip
     max_steps: int | None = option(None, "Stop after this many steps in all.", flag="max_steps",
                                    min=1)  # fmt: skip
+    time_limit: str | None = option(
+        None, "Train for this much time (1800, 30m, 2h), all sessions together: the lr schedule "
+        "is fitted to end there, with a final checkpoint.", flag="time_limit",
+    )  # fmt: skip
     batch_size: int = option(1, "Images per step, over all processes.", flag="batch_size",
                              min=1, max=65536)  # fmt: skip
     lr: float = option(2e-4, "Adam learning rate.", flag="lr", above=0, max=10)
@@ -418,6 +446,8 @@ class TrainConfig(Section):
             raise ConfigError("train.epochs + train.epochs_decay must be at least 1")
         if not DEVICE_PATTERN.fullmatch(self.device):
             raise ConfigError(f"train.device {self.device!r}: use auto, cpu, cuda or cuda:N")
+        if self.time_limit is not None:
+            parse_duration(self.time_limit)
 
 
 @dataclass

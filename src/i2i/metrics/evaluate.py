@@ -25,9 +25,9 @@ from tqdm import tqdm
 
 from i2i.config import DataConfig
 from i2i.data.images import list_images, read_with_hint
-from i2i.data.paired import PairedDataset, locate
+from i2i.data.layouts import domain_folder, locate, locate_pairs, locate_unpaired
+from i2i.data.paired import PairedDataset
 from i2i.data.unconditional import ImageDataset
-from i2i.data.unpaired import locate_unpaired
 from i2i.device import pick_device
 from i2i.errors import ConfigError, DataError, InputNotFound
 from i2i.files import atomic_path, write_text_atomic
@@ -47,7 +47,7 @@ from i2i.runs.pretrained import resolve_model
 @dataclass
 class EvalConfig:
     metrics: list[str] | None = None  # None: every metric the data and this machine allow
-    split: str = "val"
+    split: str | None = None  # None: val, or test where the data has no val split
     size: int | None = None  # compare at size x size; None: the model's training size
     limit: int | None = None  # score only the first N images
     batch_size: int = 8
@@ -187,21 +187,36 @@ def make_scorer(
 # -- a checkpoint on a dataset ----------------------------------------------------------------
 def evaluate_checkpoint(
     checkpoint: str | Path,
-    data: str | Path,
+    data: str | Path | None,
     cfg: EvalConfig,
     direction: str | None = None,
     train_data: str | Path | None = None,
     extractor: FeatureExtractor | None = None,
     progress: bool = True,
+    domains: tuple[str | Path, str | Path] | None = None,
 ) -> Report:
+    """Score ``checkpoint`` on split ``cfg.split`` of ``data``, or (a translation model) on two
+    folders of unpaired images, ``domains`` = (domain A, domain B): the inputs are translated
+    and compared with the other folder by distribution metrics. Raises ConfigError when neither
+    or both are given."""
+    if (data is None) == (domains is None):
+        raise ConfigError("give --data DIR, or --domain-a DIR --domain-b DIR (not both)")
     ckpt = resolve_checkpoint(resolve_model(checkpoint, progress))
     card = read_card(ckpt)
     # a translation model's data settings come from its card (imported models have no run)
     data_cfg = card.data_config(str(ckpt)) if card.translate else card.run_config(str(ckpt)).data
-    data_cfg.root = str(data)
+    data_cfg.root = "" if data is None else str(data)
+    data_cfg.domain_a = data_cfg.domain_b = None  # the training folders are not scored
     data_cfg.skip_bad = True
-    source: dict[str, Any] = {"checkpoint": str(ckpt), "data": str(data), "split": cfg.split}
+    split = cfg.split or ("val" if data is None else default_split(data))
+    source: dict[str, Any] = (
+        {"checkpoint": str(ckpt), "data": str(data), "split": split}
+        if domains is None
+        else {"checkpoint": str(ckpt), "domain_a": str(domains[0]), "domain_b": str(domains[1])}
+    )
     if card.sample is not None:  # unconditional: samples against the images at --data
+        if data is None:
+            raise ConfigError(f"{ckpt} generates images: score it against --data DIR")
         size = cfg.size or card.sample.size
         data_cfg.crop_size, data_cfg.preprocess = size, "resize"
         reals = ImageDataset(data_cfg, train=False)
@@ -225,20 +240,25 @@ def evaluate_checkpoint(
     size = cfg.size or card.translate.train_size
     source["size"] = size
     train_images = _train_targets(data_cfg, train_data)
-    paired_ok = locate(data_cfg.root, cfg.split, data_cfg.layout) is not None
+    paired_ok = data is not None and locate_pairs(data_cfg.root, split, data_cfg.layout) is not None
     scorer, notes = make_scorer(cfg, paired_ok, train_images is not None, extractor)
     if train_images is not None and "mifid" in scorer.metrics:
         for chunk in batched(train_images(), cfg.batch_size):
             scorer.add_train(_stack([to_uint8(a, size) for a in chunk]))
     gallery = Gallery()
     if paired_ok:
-        dataset = PairedDataset(data_cfg, cfg.split, train=False)
+        dataset = PairedDataset(data_cfg, split, train=False)
         n = min(cfg.limit or len(dataset), len(dataset))
         score_translations(translator, dataset, scorer, size, n, cfg.batch_size, progress, gallery)
     else:
-        folders = locate_unpaired(data_cfg.root, cfg.split)
-        if folders is None:
-            raise InputNotFound(f"{data}: no '{cfg.split}' split (paired or {cfg.split}A/B)")
+        found = (
+            (domain_folder(domains[0], "a"), domain_folder(domains[1], "b"))
+            if domains is not None
+            else locate_unpaired(data_cfg.root, split)
+        )
+        if found is None:
+            raise InputNotFound(f"{data}: no '{split}' split (paired or {split}A/B)")
+        folders = found
         a, b = folders if data_cfg.direction == "AtoB" else folders[::-1]
         inputs, targets = list_images(a)[: cfg.limit], list_images(b)[: cfg.limit]
         n = len(inputs)
@@ -249,8 +269,19 @@ def evaluate_checkpoint(
             gallery.add(input=[to_uint8(a, size) for a in arrays], output=outs)
         for batch in batched(targets, cfg.batch_size):
             scorer.add_reals(_stack([to_uint8(read_with_hint(p, 3), size) for p in batch]))
-        notes.append(f"{cfg.split} has no pairs: distribution metrics only")
+        unpaired = "the domain folders are unpaired" if data is None else f"{split} has no pairs"
+        notes.append(f"{unpaired}: distribution metrics only")
     return Report(scorer.compute(), n, source, notes, gallery)
+
+
+def default_split(data: str | Path) -> str:
+    """The split ``i2i evaluate`` scores when none is named: val, or test where the data has no
+    val split (the CycleGAN archives ship trainA/B and testA/B only)."""
+    if Path(data).is_dir():  # a .npz or IDX file holds one split
+        for split in ("val", "test"):
+            if locate(data, split) is not None or locate_unpaired(data, split) is not None:
+                return split
+    return "val"
 
 
 def score_translations(
@@ -286,8 +317,10 @@ def _train_targets(
     if train_data is not None:
         paths = list_images(train_data)
         return lambda: (read_with_hint(p, 3) for p in paths)
+    if not data_cfg.root:  # scoring --domain-a/--domain-b: only --train-data gives them
+        return None
     split = data_cfg.train_split
-    if locate(data_cfg.root, split, data_cfg.layout) is not None:
+    if locate_pairs(data_cfg.root, split, data_cfg.layout) is not None:
         pairs = PairedDataset(data_cfg, split, train=False)
         return lambda: (pairs.raw_target(i) for i in range(len(pairs)))
     try:

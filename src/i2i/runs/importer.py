@@ -50,11 +50,11 @@ from i2i.config import (
     Section,
     option,
 )
+from i2i.download import cache_root
 from i2i.errors import CheckpointError, ConfigError
 from i2i.runs.card import ModelCard, NetSpec, ScaleInfo, TranslateInfo
 from i2i.runs.checkpoint import check_finite, save_checkpoint
 from i2i.runs.layout import CARD, LATEST
-from i2i.runs.storage import cache_root
 
 if TYPE_CHECKING:
     import torch

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from i2i.config import Direction, GeneratorKind, Norm
+from i2i.download import cache_root, download
 from i2i.errors import CheckpointError, ConfigError, DownloadError
 from i2i.runs.importer import (
     CHECKPOINT,
@@ -33,7 +34,7 @@ from i2i.runs.importer import (
     is_reference_file,
 )
 from i2i.runs.layout import CARD
-from i2i.runs.storage import cache_root, is_url
+from i2i.runs.storage import is_url
 
 SERVER = "http://efrosgans.eecs.berkeley.edu"
 URL_ENV = "I2I_PRETRAINED_URL"  # another server with the same paths (a mirror, a test server)
@@ -146,8 +147,6 @@ def pretrained_checkpoint(name: str, progress: bool = True) -> Path:
     """The i2i checkpoint of published model ``name``: downloaded and imported the first time,
     read from the cache afterwards. DownloadError when it cannot be fetched (the message names
     the URL and where to put the file by hand) or the file is not the catalogue's generator."""
-    from i2i.download import download  # urllib and tqdm: only when a model is fetched
-
     entry = lookup(name)
     folder = entry.folder()
     imported = folder / entry.name
