@@ -6,10 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
 from i2i.cli import app
+from i2i.config import DataConfig
+from i2i.data.transforms import preview_view
 
 SMALL = ["--generator", "unet_128", "--depth", "5", "--ngf", "8", "--ndf", "8",
          "--disc-layers", "2", "--max-steps", "2", "--no-progress"]  # fmt: skip
@@ -76,3 +79,22 @@ def test_crop_preprocessing_names_images_smaller_than_the_crop(tmp_path):
     assert code == 1 and "2.png" in output and "smaller than the 32 px crops" in output
     code, output = train(*args, "--out", tmp_path / "run2", "--skip-bad")
     assert code == 0, output
+
+
+def test_crop_preprocessing_previews_centre_crops_the_generator_takes(tmp_path):
+    """48 px images are no multiple of the generator's 32: training sees 32 px crops, and the
+    sample grid shows centre crops of that size rather than failing on whole images."""
+    pairs(tmp_path / "data" / "train", [48, 48])
+    pairs(tmp_path / "data" / "val", [48])
+    code, output = train("--data", tmp_path / "data", "--out", tmp_path / "run",
+                         "--preprocess", "crop", "--crop-size", "32", *SMALL)  # fmt: skip
+    assert code == 0, output
+    assert (tmp_path / "run" / "samples.png").is_file()
+
+
+def test_preview_view_is_the_centre_crop_under_crop_preprocessing():
+    image = torch.arange(48 * 40, dtype=torch.float32).reshape(1, 1, 48, 40)
+    sample = {"A": image, "name": ["x"]}
+    view = preview_view(sample, DataConfig(preprocess="crop", crop_size=32))
+    assert torch.equal(view["A"], image[..., 8:40, 4:36]) and view["name"] == ["x"]
+    assert preview_view(sample, DataConfig(preprocess="none")) is sample

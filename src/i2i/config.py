@@ -404,7 +404,7 @@ class TrainConfig(Section):
     )  # fmt: skip
     batch_size: int = option(1, "Images per step, over all processes.", flag="batch_size",
                              min=1, max=65536)  # fmt: skip
-    lr: float = option(2e-4, "Adam learning rate.", flag="lr", above=0, max=10)
+    lr: float = option(2e-4, "Adam learning rate.", flag="lr", above=0)
     beta1: float = option(0.5, "Adam beta1.", min=0, below=1)
     beta2: float = option(0.999, "Adam beta2.", min=0, below=1)
     seed: int = option(0, "Random seed of weights, data order and augmentation.", flag="seed",

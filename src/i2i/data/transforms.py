@@ -88,6 +88,24 @@ def augment(
     return images
 
 
+def preview_view(sample: dict[str, Any], cfg: DataConfig) -> dict[str, Any]:
+    """A sample (tensors NCHW or CHW) as the training sample grids show it. ``crop`` training
+    sees ``crop_size`` crops of images at their own scale, so the grids show a centre crop of
+    that size: a whole image may be a size the generator cannot take, and it would dwarf the
+    grid. Other preprocessing shows the sample as is."""
+    if cfg.preprocess != "crop":
+        return sample
+    crop = cfg.crop_size
+
+    def centre(t: torch.Tensor) -> torch.Tensor:
+        h, w = t.shape[-2:]
+        top, left = max(h - crop, 0) // 2, max(w - crop, 0) // 2
+        return t[..., top : top + crop, left : left + crop]
+
+    return {k: centre(v) if isinstance(v, torch.Tensor) and v.ndim >= 3 else v
+            for k, v in sample.items()}  # fmt: skip
+
+
 def to_network(image: torch.Tensor) -> torch.Tensor:
     """8-bit pixels 0..255 -> float32 -1..1."""
     return image.to(torch.float32).div_(127.5).sub_(1.0)

@@ -27,7 +27,7 @@ from i2i import parallel
 from i2i.config import RunConfig, parse_duration, to_dict
 from i2i.data.build import Pixels, open_datasets
 from i2i.data.paired import EpochBatchSampler, steps_per_epoch
-from i2i.data.transforms import PixelDataset, network_range, size_rule
+from i2i.data.transforms import PixelDataset, network_range, preview_view, size_rule
 from i2i.device import configure_backends
 from i2i.errors import ConfigError, RunExistsError, TrainingDiverged
 from i2i.files import remove_stale_temps, write_text_atomic
@@ -135,8 +135,10 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     train_set, preview_set = open_datasets(data_cfg, data_kind(cfg.model.kind), rule)
     check_batch_sizes(train_set, cfg)
     n_preview = min(cfg.train.num_samples, len(preview_set))
-    previews = [to_device(default_collate([preview_set[i]]), device, channels_last)
-                for i in range(n_preview)]  # fmt: skip
+    previews = [
+        to_device(default_collate([preview_view(preview_set[i], cfg.data)]), device, channels_last)
+        for i in range(n_preview)
+    ]
     if device.type == "cpu" and cpu_kernels_enabled(cfg.train.cpu_kernels):
         use_cpu_kernels(model)
     accelerate(model, cfg.train)
