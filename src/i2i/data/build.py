@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 from i2i.config import DataConfig
 from i2i.data.paired import PairedDataset, open_split
 from i2i.data.transforms import PixelDataset
-from i2i.data.unconditional import ImageDataset
+from i2i.data.unconditional import ImageDataset, ImagePairs, image_split
 from i2i.data.unpaired import UnpairedDataset, open_unpaired
 
 AnyDataset = PairedDataset | UnpairedDataset | ImageDataset
@@ -45,5 +45,17 @@ def open_datasets(cfg: DataConfig, kind: str) -> tuple[AnyDataset, AnyDataset]:
                 return unpaired, found
         return unpaired, UnpairedDataset(cfg, cfg.train_split, train=False)
     if kind == "images":
-        return ImageDataset(cfg, train=True), ImageDataset(cfg, train=False)
+        has_val = image_split(cfg.root, cfg.val_split) is not None
+        preview_split = cfg.val_split if has_val else cfg.train_split
+        return ImageDataset(cfg, True, cfg.train_split), ImageDataset(cfg, False, preview_split)
     raise ValueError(f"unknown data kind {kind!r}")
+
+
+def scored_pairs(cfg: DataConfig, split: str, kind: str) -> PairedDataset | ImagePairs | None:
+    """The (input, target) pairs a translation model is scored on in ``split``, prepared for
+    evaluation, or None when the data has no such split: paired data's pairs, or, for a model
+    that learns from images (colorization), each image of the split paired with itself."""
+    if kind == "images":
+        has_split = image_split(cfg.root, split) is not None
+        return ImagePairs(ImageDataset(cfg, False, split)) if has_split else None
+    return open_split(cfg, split, False)
