@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,8 @@ from i2i.config import (
     ColorizationConfig,
     ColorizerConfig,
     DataConfig,
-    DiscriminatorConfig,
     GeneratorConfig,
+    Pix2PixConfig,
     RunConfig,
 )
 from i2i.data.build import open_datasets
@@ -44,7 +45,7 @@ from i2i.runs.checkpoint import load_network, read_card, resolve_checkpoint
 from i2i.serve.app import create_app, load_models
 from i2i.train.loop import train
 
-from .conftest import tiny_train
+from .conftest import tiny_config
 
 LEVEL = 1 / 255  # one 8-bit level, in [0, 1] units
 
@@ -61,14 +62,13 @@ def write_shapes(root: Path, n_train: int = 64, n_val: int = 16, size: int = 32)
 
 
 def tiny_colorization(data: Path, out: Path, **train_options: object) -> RunConfig:
-    return RunConfig(
-        data=DataConfig(root=str(data), load_size=36, crop_size=32),
-        model=ColorizationConfig(
-            generator=GeneratorConfig(kind="unet_256", depth=5, ngf=8),
-            discriminator=DiscriminatorConfig(n_layers=2, ndf=8),
-        ),
-        train=tiny_train(out, **{"batch_size": 8, "lr": 1e-3, **train_options}),
-    )
+    """The tests' tiny pix2pix, as a colorization model of 8 generator channels."""
+    cfg = tiny_config(data, out, **{"batch_size": 8, "lr": 1e-3, **train_options})
+    pix2pix = cfg.model
+    assert isinstance(pix2pix, Pix2PixConfig)
+    generator = replace(pix2pix.generator, ngf=8)
+    cfg.model = ColorizationConfig(generator=generator, discriminator=pix2pix.discriminator)
+    return cfg
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +178,7 @@ def test_a_tiny_model_beats_predicting_no_colour_on_held_out_images(run: Path, s
 
 
 # -- the model as a checkpoint: card, translate, export, serve, evaluate, grid -----------------
-def test_the_card_describes_the_colorizer_and_its_normalisation(run: Path):
+def test_the_card_describes_the_colorizer_and_its_normalisation(run: Path, tmp_path):
     ckpt = resolve_checkpoint(run)
     card = read_card(ckpt)
     assert card.model == "colorization"
@@ -191,7 +191,7 @@ def test_the_card_describes_the_colorizer_and_its_normalisation(run: Path):
     # the card is checked against the weights before anything is built
     data = json.loads((ckpt / "model.json").read_text())
     data["nets"]["G"]["config"]["generator"]["ngf"] = 16
-    edited = ckpt.parent / "edited"
+    edited = tmp_path / "edited"
     edited.mkdir()
     (edited / "model.json").write_text(json.dumps(data))
     (edited / "model.safetensors").symlink_to(ckpt / "model.safetensors")
@@ -230,6 +230,10 @@ def test_export_runs_the_lab_conversion_inside_the_onnx_graph(run: Path, tmp_pat
         x = torch.rand(shape, generator=torch.Generator().manual_seed(4)) * 2 - 1
         got, expected = onnx_model.translate_tensor(x), torch_model.translate_tensor(x)
         assert (got - expected).abs().max() < 1e-4
+    # the ONNX Runtime backend of a checkpoint (its export cached) gives the same
+    cached = i2i.load(run, backend="onnxruntime")
+    assert cached.backend == "onnxruntime"
+    assert (cached.translate_tensor(x) - torch_model.translate_tensor(x)).abs().max() < 1e-4
 
 
 def test_serve_colours_uploads(run: Path):

@@ -33,7 +33,7 @@ class Colorization(Pix2Pix):
         if (in_channels, out_channels) != (3, 3):
             raise ConfigError(
                 "colorization reads colour images and makes the gray input from each: leave "
-                f"data.input_nc and data.output_nc at 3 (got {in_channels} and {out_channels})"
+                f"--input-nc and --output-nc at 3 (got {in_channels} and {out_channels})"
             )
         super().__init__(cfg, in_channels, out_channels)
 
