@@ -12,7 +12,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from i2i.cli import app
+from i2i.cli import app, main
 from i2i.train.options import new_config
 
 TINY = ["--load-size", "36", "--crop-size", "32", "--depth", "5", "--ngf", "8", "--ndf", "8",
@@ -114,3 +114,49 @@ def test_numbers_in_yaml_and_set_read_as_numbers(tmp_path, data):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({"train": {"lr": "2e-4"}}).replace("'", ""))
     assert new_config(cfg, None, {}, ["train.beta1=.5", "model.lambda_recon=1E2"]).train.lr == 2e-4
+
+
+@pytest.fixture(scope="module")
+def run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("errors-run") / "run"
+    result = CliRunner().invoke(app, ["train", "--data", str(data), "--out", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def main_error(capsys: pytest.CaptureFixture[str], *args: object) -> str:
+    """Run the real entry point; assert one ``error:`` line on stderr and return it."""
+    assert main([str(a) for a in args]) in (1, 2)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [(["--tile", "50"], "--tile 50: a tile must be a multiple of 32"),
+     (["--tile", "128", "--overlap", "-8"], "'--overlap': Input should be greater than or equal"),
+     (["--tile", "128", "--overlap", "100"], "--tile 128 needs --overlap of at most 64"),
+     (["--batch-size", "0"], "'--batch-size': Input should be greater than or equal to 1"),
+     (["--limit", "-1"], "'--limit': Input should be greater than or equal to 1")],
+)  # fmt: skip
+def test_translate_values_are_checked(capsys, run, data, tmp_path, args, words):
+    assert words in main_error(capsys, "translate", run, data / "val", "--out", tmp_path, *args)
+
+
+def test_a_tile_size_alone_works(capsys, run, data, tmp_path):
+    """Case rel-10: --tile 64 alone used to fail on the default overlap of 64."""
+    assert main(["translate", str(run), str(data / "val"), "--out", str(tmp_path), "--tile",
+                 "64", "--no-progress"]) == 0  # fmt: skip
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["data", "synth", "--out", "x", "--size", "0"],
+     ["data", "synth", "--out", "x", "--n-train", "-5"],
+     ["sample", "run", "--out", "x", "-n", "0"],
+     ["evaluate", "--real", "a", "--fake", "b", "--threshold", "-1"]],
+)  # fmt: skip
+def test_other_commands_check_their_values(capsys, args):
+    assert "Input should be greater than or equal" in main_error(capsys, *args)

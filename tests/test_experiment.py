@@ -97,3 +97,21 @@ def test_shipped_grids_load():
     for grid in grids:
         exp = load_experiment(grid)
         assert len(exp.cells) >= 3, grid
+
+
+def test_a_changed_cell_trains_again_and_a_failed_one_does_not_stop_the_sweep(synth_dir, tmp_path):
+    spec = {**GRID, "grid": {"train.max_steps": [2, 3]}}
+    args = ["experiment", "--out", str(tmp_path / "exp"), "--data", str(synth_dir), "--no-progress"]
+    first = CliRunner().invoke(app, ["experiment", str(write_grid(tmp_path, spec)), *args[1:]])
+    assert first.exit_code == 0, first.output
+    # the grid file changes the cells' config: nothing finished may be reused
+    spec["base"]["model"]["generator"]["ngf"] = 4
+    changed = CliRunner().invoke(app, ["experiment", str(write_grid(tmp_path, spec)), *args[1:]])
+    assert changed.exit_code == 0, changed.output
+    assert "done before" not in changed.output and changed.output.count("config changed") == 2
+    # a cell that cannot train is recorded as failed; the next cell still runs
+    spec["grid"] = {"model.generator.depth": [9, 5]}  # 9 levels need 512 px crops
+    failing = CliRunner().invoke(app, ["experiment", str(write_grid(tmp_path, spec)), *args[1:]])
+    assert failing.exit_code == 1 and "1 of 2 cells failed" in failing.output
+    md = (tmp_path / "exp" / "results.md").read_text()
+    assert "1 of 2 cells done, 1 failed" in md and "failed: ConfigError" in md

@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 import i2i
-from i2i.errors import CheckpointError
+from i2i.errors import BadImageError, CheckpointError
 from i2i.infer import translate_files
 from i2i.kernels import use_cpu_kernels
 from i2i.models import Pix2Pix, model_card
@@ -104,3 +104,18 @@ def test_load_errors_say_what_is_expected(tmp_path):
         i2i.load(tmp_path / "missing")
     with pytest.raises(CheckpointError, match="no checkpoint here"):
         i2i.load(tmp_path)
+
+
+def test_pixel_ranges_are_never_clipped_silently(trained):
+    """Kind 9: a float array in 0..255 is an error; a uint8 tensor is read as 0..255."""
+    _, run = trained
+    loaded = i2i.load(run, device="cpu")
+    pixels = np.random.default_rng(2).integers(0, 255, (32, 32, 3)).astype(np.uint8)
+    with pytest.raises(BadImageError, match="float pixels must lie in \\[0, 1\\].*uint8"):
+        loaded(pixels.astype(np.float32))
+    as_uint8 = torch.from_numpy(pixels).permute(2, 0, 1)
+    expected = loaded(as_uint8.float() / 255)
+    torch.testing.assert_close(loaded(as_uint8), expected)
+    torch.testing.assert_close(loaded(as_uint8[None]), loaded(as_uint8[None].float() / 255))
+    with pytest.raises(BadImageError, match="float pixels"):
+        loaded(as_uint8.float())

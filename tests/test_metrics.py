@@ -247,3 +247,31 @@ def test_eval_metric_is_checked_before_training(synth_dir, tmp_path):
     cfg.train.eval_metric = "accuracy"
     with pytest.raises(ConfigError, match="unknown metric"):
         train(cfg, progress=False)
+
+
+def test_evaluate_says_when_it_resized_outputs_and_shows_a_gallery(tmp_path):
+    """Case 09: outputs of 99x99 against 100x100 targets are not resized silently."""
+    rng = np.random.default_rng(0)
+    for folder in ("real", "fake"):
+        (tmp_path / folder).mkdir()
+    for i in range(3):
+        a = rng.integers(0, 255, (100, 100, 3), dtype=np.uint8)
+        Image.fromarray(a).save(tmp_path / "real" / f"{i}.png")
+        Image.fromarray(a[:99, :99]).save(tmp_path / "fake" / f"{i}.png")
+    report = evaluate_folders(tmp_path / "real", tmp_path / "fake", EvalConfig(metrics=["psnr"]))
+    assert any("3 output(s) (99x99) differ in size from their targets (100x100)" in n
+               for n in report.notes)  # fmt: skip
+    written = report.write(tmp_path / "ev")
+    assert "differ in size" in written.read_text()
+    gallery = Image.open(tmp_path / "ev" / "gallery.png")
+    assert gallery.size[1] > gallery.size[0]  # three rows of output | target
+
+
+def test_evaluate_names_the_outputs_without_a_target(tmp_path):
+    for folder in ("real", "fake"):
+        (tmp_path / folder).mkdir()
+    for i in range(5):
+        Image.new("RGB", (8, 8)).save(tmp_path / "real" / f"{i}.png")
+        Image.new("RGB", (8, 8)).save(tmp_path / "fake" / f"{i if i < 3 else i + 10}.png")
+    with pytest.raises(ConfigError, match=r"3 of 5 outputs in .*fake have a real image .*13\.png"):
+        evaluate_folders(tmp_path / "real", tmp_path / "fake", EvalConfig(metrics=["l1"]))

@@ -98,3 +98,16 @@ def test_missing_remote_checkpoint_is_a_clear_error(s3: str):
 
     with pytest.raises(CheckpointError, match="no checkpoint there"):
         i2i.load("s3://i2i-test/nothing/here")
+
+
+def test_the_mirror_holds_tensorboard_events_and_step_grids(s3: str, synth_dir: Path, tmp_path):
+    import s3fs
+
+    cfg = tiny_config(synth_dir, tmp_path / "unused", max_steps=4, image_every=2)
+    cfg.train.out = "s3://i2i-test/runs/pictures"
+    train(cfg, progress=False)
+    listing = {
+        p.split("runs/pictures/")[1] for p in s3fs.S3FileSystem().find("i2i-test/runs/pictures")
+    }
+    assert {"samples/step_00000002.png", "samples/step_00000004.png"} <= listing
+    assert any(name.startswith("tensorboard/events.out.tfevents") for name in listing)

@@ -1,5 +1,7 @@
 """``python -m i2i`` is the ``i2i`` command."""
 
-from i2i.cli import app
+import sys
 
-app()
+from i2i.cli import main
+
+sys.exit(main())

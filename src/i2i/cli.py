@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+import socket
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from typer.exceptions import TyperException
 
 from i2i.config import MODEL_CONFIGS, RunConfig
 from i2i.errors import ConfigError, UserError
@@ -32,6 +35,28 @@ data_app = typer.Typer(help="Make and convert datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``i2i`` command. A mistake on the command line (an unknown option, a value out of
+    its range) is one ``error:`` line, as every other user error is; warnings are one
+    ``warning:`` line each."""
+    warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.secho("error: interrupted", fg=typer.colors.RED, err=True)
+        return 130
+    except TyperException as exc:  # Typer's usage errors: bad or unknown options
+        ctx = getattr(exc, "ctx", None)
+        message = exc.format_message()
+        if ctx is not None and message == ctx.get_help():  # `i2i data` alone: its help
+            typer.echo(message)
+            return 0
+        where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        typer.secho(f"error: {message}{where}", fg=typer.colors.RED, err=True)
+        return 2
+    return code if isinstance(code, int) else 0
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -91,9 +116,19 @@ def train_command(
         return  # process 0 reports
     run = result.run_dir
     done = result.step - result.start_step
-    typer.echo(f"\ntrained {result.step} steps in {result.seconds:.0f} s; run folder: {run}")
-    if result.start_step:
-        typer.echo(f"  this session: steps {result.start_step + 1}-{result.step} ({done} steps)")
+    if result.start_step and not done:
+        typer.echo(
+            f"\nnothing to train: the run is at step {result.step}, its limit ({result.limit}); "
+            "resume with a larger --max-steps, or --epochs / --epochs-decay, to train longer"
+        )
+    elif result.start_step:
+        typer.echo(
+            f"\ntrained {result.step} steps in all, {done} of them now (steps "
+            f"{result.start_step + 1}-{result.step}) in {result.seconds:.0f} s; run folder: {run}"
+        )
+    else:
+        typer.echo(f"\ntrained {result.step} steps in {result.seconds:.0f} s; run folder: {run}")
+    typer.echo(f"  limit: {result.limit}")
     if "://" in cfg.train.out:
         typer.echo(f"  mirrored to {cfg.train.out} (checkpoints, config, logs, pictures)")
     typer.echo(f"  sample grid: {run / 'samples.png'}")
@@ -179,21 +214,27 @@ def translate(
     inputs: list[Path] = typer.Argument(..., help="Image files and/or folders."),
     out: Path = typer.Option(..., help="Folder, or a .zip written as it goes."),
     direction: str = typer.Option(None, help="AtoB | BtoA (CycleGAN) [the training direction]"),
-    limit: int = typer.Option(None, help="Translate at most this many inputs."),
-    batch_size: int = typer.Option(8, help="Images per forward pass."),
+    limit: int = typer.Option(None, min=1, help="Translate at most this many inputs."),
+    batch_size: int = typer.Option(8, min=1, help="Images per forward pass."),
     input_half: str = typer.Option(None, help="left | right: translate one half of A|B pairs."),
     image_format: str = typer.Option("png", "--format", help="png | jpg"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     backend: str = typer.Option(
         "auto", help="auto | torch | onnxruntime (CPU); auto: the fastest installed."
     ),
-    tile: int = typer.Option(None, help="Translate in SIZE x SIZE tiles (huge images)."),
-    overlap: int = typer.Option(64, help="Tile overlap in px, blended (with --tile)."),
+    tile: int = typer.Option(None, min=1, help="Translate in SIZE x SIZE tiles (huge images)."),
+    overlap: int = typer.Option(
+        None, min=0, help="Tile overlap in px, blended (with --tile) [64, at most tile/4]."
+    ),
+    max_pixels: int = typer.Option(
+        None, min=1, help="Largest image to decode, pixels [179 M; 1 G with --tile]."
+    ),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable images, warn."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Translate images of any size with a trained model or an exported .onnx file (into a
     folder or a .zip); --tile for images too large for one pass."""
+    from i2i.infer.tiles import check_tiles, default_overlap
     from i2i.infer.translator import BACKENDS, Translator, translate_files
 
     if input_half not in (None, "left", "right"):
@@ -202,7 +243,11 @@ def translate(
         raise ConfigError(f"--format must be png or jpg, got {image_format!r}")
     if backend not in BACKENDS:
         raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if tile is not None and overlap is None:
+        overlap = default_overlap(tile)
     translator = Translator.load(checkpoint, device, direction, backend)  # type: ignore[arg-type]
+    if tile is not None:
+        check_tiles(tile, overlap or 0, translator.size_multiple)
     written = translate_files(
         translator,
         inputs,
@@ -214,7 +259,8 @@ def translate(
         progress=progress,
         limit=limit,
         tile=tile,
-        overlap=overlap,
+        overlap=overlap or 0,
+        max_pixels=max_pixels,
     )
     typer.echo(f"translated {len(written)} image(s) into {out}")
 
@@ -240,9 +286,9 @@ def export(
 @user_errors
 def sample(
     checkpoint: str = typer.Argument(..., help="Run folder or checkpoint of a dcgan model."),
-    n: int = typer.Option(64, "-n", help="How many images."),
+    n: int = typer.Option(64, "-n", min=1, help="How many images."),
     out: Path = typer.Option(..., help="Folder, or a .zip written as it goes."),
-    seed: int = typer.Option(0, help="Latent-noise seed."),
+    seed: int = typer.Option(0, min=0, help="Latent-noise seed."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
@@ -266,14 +312,16 @@ def evaluate(
     metrics: str = typer.Option(None, help="Comma list [all that apply]: " + ", ".join(METRICS)),
     out: Path = typer.Option(None, help="Where metrics.json/.md go [RUN/eval-SPLIT or eval/]."),
     direction: str = typer.Option(None, help="AtoB | BtoA (CycleGAN) [training direction]."),
-    size: int = typer.Option(None, help="Compare at SIZE x SIZE [model's training size]."),
-    limit: int = typer.Option(None, help="Score only the first N images."),
-    threshold: float = typer.Option(5.0, help="pixel_acc: max channel difference, 8-bit."),
+    size: int = typer.Option(None, min=1, help="Compare at SIZE x SIZE [model's training size]."),
+    limit: int = typer.Option(None, min=1, help="Score only the first N images."),
+    threshold: float = typer.Option(
+        5.0, min=0, max=255, help="pixel_acc: max channel difference, 8-bit."
+    ),
     features: str = typer.Option("inception", help="inception | package.module:factory"),
     inception_weights: str = typer.Option(None, help="FID Inception weights file."),
     train_data: Path = typer.Option(None, help="Training images, for mifid."),
-    mifid_eps: float = typer.Option(0.1, help="MiFID memorization threshold."),
-    batch_size: int = typer.Option(8, help="Images per forward pass."),
+    mifid_eps: float = typer.Option(0.1, min=0, help="MiFID memorization threshold."),
+    batch_size: int = typer.Option(8, min=1, help="Images per forward pass."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
@@ -323,7 +371,7 @@ def experiment(
 ) -> None:
     """Train and evaluate each cell of a grid of config overrides; finished cells are skipped,
     so an interrupted sweep resumes. Writes results.md/.csv, loss curves and a sample grid."""
-    from i2i.experiment import load_experiment, run_experiment
+    from i2i.experiment import failed_cells, load_experiment, run_experiment
     from i2i.train.options import parse_set
 
     overrides = dict(parse_set(item) for item in set_)
@@ -333,6 +381,12 @@ def experiment(
     typer.echo(f"{len(exp.cells)} cells into {exp.out}: {', '.join(c.name for c in exp.cells)}")
     results = run_experiment(exp, progress=progress)
     typer.echo(f"results: {results} (and results.csv, loss_curves.png, samples.png)")
+    failed = failed_cells(exp)
+    if failed:
+        raise ConfigError(
+            f"{len(failed)} of {len(exp.cells)} cells failed ({'; '.join(failed)}); fix them "
+            "and run the same command again: finished cells are kept"
+        )
 
 
 @app.command()
@@ -340,14 +394,14 @@ def experiment(
 def serve(
     model: list[str] = typer.Option(..., help="NAME=CHECKPOINT (repeatable)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8000, help="Port."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port (0: any free one)."),
     token: str = typer.Option(None, envvar="I2I_TOKEN", help="Bearer token for /v1/*."),
     backend: str = typer.Option("auto", help="auto | torch | onnxruntime"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
-    max_upload_mb: float = typer.Option(20, help="Largest upload, MiB."),
-    max_pixels: int = typer.Option(4096 * 4096, help="Largest image, pixels."),
-    workers: int = typer.Option(1, help="Inference threads."),
-    queue: int = typer.Option(16, help="Requests that may wait; more get 503."),
+    max_upload_mb: float = typer.Option(20, min=0.001, help="Largest upload, MiB."),
+    max_pixels: int = typer.Option(4096 * 4096, min=1, help="Largest image, pixels."),
+    workers: int = typer.Option(1, min=1, help="Inference threads."),
+    queue: int = typer.Option(16, min=0, help="Requests that may wait; more get 503."),
 ) -> None:
     """Serve models over a REST API and a web page (FastAPI under uvicorn)."""
     try:
@@ -360,11 +414,25 @@ def serve(
         raise ConfigError(hint) from None
     if backend not in BACKENDS:
         raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    models = load_models(model, device, backend)
     cfg = ServeConfig(int(max_upload_mb * 2**20), max_pixels, token, workers, queue)
+    check_port(host, port)  # before minutes of loading models
+    models = load_models(model, device, backend)
     names = ", ".join(f"{m.name} ({m.direction})" for m in models.values())
     typer.echo(f"serving {names} on http://{host}:{port}/ (API docs at /docs)")
-    uvicorn.run(create_app(models, cfg), host=host, port=port)
+    # SIGTERM stops the server within seconds even while requests wait for a worker
+    uvicorn.run(create_app(models, cfg), host=host, port=port, timeout_graceful_shutdown=5)
+
+
+def check_port(host: str, port: int) -> None:
+    """ConfigError when ``host:port`` cannot be listened on (in use, or not this machine's)."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"--host {host} --port {port}: cannot listen there ({exc.strerror}); "
+            "choose another --port, or --port 0 for any free one"
+        ) from None
 
 
 @data_app.command("unpair")
@@ -372,7 +440,7 @@ def serve(
 def data_unpair(
     source: Path = typer.Argument(..., help="Paired dataset (side-by-side, A/ B/, or .npz)."),
     out: Path = typer.Option(..., help="Output folder (trainA/ trainB/ valA/ valB/ ...)."),
-    seed: int = typer.Option(0, help="Shuffle seed."),
+    seed: int = typer.Option(0, min=0, help="Shuffle seed."),
 ) -> None:
     """Split a paired dataset into an unpaired one; val/test keep their pairs by file name."""
     from i2i.data.prepare import unpair
@@ -385,10 +453,10 @@ def data_unpair(
 @user_errors
 def data_synth(
     out: Path = typer.Option(..., help="Folder to write train/ and val/ into."),
-    n_train: int = typer.Option(400, help="Training pairs."),
-    n_val: int = typer.Option(50, help="Validation pairs."),
-    size: int = typer.Option(64, help="Side of each square image, px."),
-    seed: int = typer.Option(0),
+    n_train: int = typer.Option(400, min=1, help="Training pairs."),
+    n_val: int = typer.Option(50, min=0, help="Validation pairs."),
+    size: int = typer.Option(64, min=8, max=4096, help="Side of each square image, px."),
+    seed: int = typer.Option(0, min=0),
 ) -> None:
     """Write the built-in synthetic paired dataset (label maps -> renderings)."""
     from i2i.data.synth import write_synthetic
@@ -404,8 +472,8 @@ def data_prepare(
     out: Path = typer.Option(..., help="Output folder."),
     to: str = typer.Option("side_by_side", help="side_by_side | npz"),
     split: str = typer.Option(None, help="Fractions train,val,test, e.g. 0.8,0.1,0.1."),
-    size: int = typer.Option(None, help="Resize each image to SIZE x SIZE."),
-    seed: int = typer.Option(0, help="Shuffle seed for --split."),
+    size: int = typer.Option(None, min=1, max=16384, help="Resize each image to SIZE x SIZE."),
+    seed: int = typer.Option(0, min=0, help="Shuffle seed for --split."),
     npz_keys: str = typer.Option("arr_0,arr_1", help="Source,target array names in a .npz."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable images, warn."),
 ) -> None:
@@ -427,7 +495,7 @@ def data_prepare(
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Run folder (a free name is picked)."),
     data: Path = typer.Option(Path("data/synth"), help="Where the synthetic data goes."),
-    steps: int = typer.Option(600, help="Training steps (about 2 minutes on 2 CPU cores)."),
+    steps: int = typer.Option(600, min=1, help="Training steps (about 2 minutes on 2 CPU cores)."),
 ) -> None:
     """Train a small pix2pix on built-in synthetic data: the whole workflow in minutes."""
     from i2i.demo import run_demo

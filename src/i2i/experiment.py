@@ -21,9 +21,12 @@ one from its last checkpoint. Results: ``results.csv``, ``results.md``, ``loss_c
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import itertools
 import json
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +37,7 @@ import torch
 from i2i.config import RunConfig, from_dict, load_yaml, set_dotted, to_dict
 from i2i.data.build import scored_pairs
 from i2i.errors import ConfigError
+from i2i.files import atomic_path, write_text_atomic
 from i2i.infer.translator import Translator
 from i2i.metrics.evaluate import EvalConfig, evaluate_checkpoint
 from i2i.metrics.names import LOWER_IS_BETTER
@@ -54,6 +58,13 @@ class Cell:
     @property
     def dir(self) -> Path:
         return Path(self.config.train.out).parent
+
+    @property
+    def key(self) -> str:
+        """A digest of the cell's resolved config: a finished cell is reused only while its
+        config is what the grid file now says."""
+        resolved = json.dumps(to_dict(self.config), sort_keys=True)
+        return hashlib.sha256(resolved.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -112,35 +123,73 @@ def safe_name(text: str) -> str:
 
 
 def run_experiment(exp: Experiment, progress: bool = True) -> Path:
-    """Train and evaluate each unfinished cell, then write the results; returns results.md."""
+    """Train and evaluate each unfinished cell, then write the results; returns results.md.
+
+    A cell is finished when its ``result.json`` was written for its current config (the
+    config's digest is its key); a cell whose config changed since is trained again, its old
+    run moved aside. A cell that fails is recorded as failed, with the error, and the sweep
+    goes on; the table shows it."""
     exp.out.mkdir(parents=True, exist_ok=True)
     for i, cell in enumerate(exp.cells, 1):
         result_file = cell.dir / "result.json"
         head = f"[{i}/{len(exp.cells)}] {cell.name}"
-        if result_file.is_file():
+        done = json.loads(result_file.read_text()) if result_file.is_file() else None
+        if done is not None and done.get("key") == cell.key and done["status"] == "done":
             print(f"{head}: done before, skipped")
             continue
+        if cell.dir.is_dir() and stored_key(cell) not in (None, cell.key):
+            stale = cell.dir.with_name(f"{cell.name}.stale-{stored_key(cell)}")
+            shutil.rmtree(stale, ignore_errors=True)
+            cell.dir.rename(stale)
+            print(f"{head}: its config changed since its run (moved to {stale.name})")
+        cell.dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(cell.dir / "cell.json", json.dumps({"key": cell.key}))
         resume = (cell.dir / "run" / "checkpoints" / LATEST).is_file()
         print(f"{head}: {'resuming' if resume else 'training'}", flush=True)
-        started = time.perf_counter()
-        trained = train(cell.config, resume=resume, progress=progress)
-        train_seconds = time.perf_counter() - started
-        report = evaluate_checkpoint(
-            trained.run_dir, cell.config.data.root, exp.evaluate, progress=False
-        )
-        result = {
-            "name": cell.name,
-            "overrides": cell.overrides,
-            "metrics": report.metrics,
-            "final_losses": final_losses(trained.run_dir / "metrics.jsonl"),
-            "steps": trained.step,
-            "train_seconds": round(train_seconds, 1),
-            "resumed": resume,
-            "eval_images": report.count,
-        }
-        result_file.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"{head}: " + ", ".join(f"{k}={v:.4g}" for k, v in report.metrics.items()))
+        result: dict[str, Any] = {"name": cell.name, "key": cell.key, "overrides": cell.overrides}
+        try:
+            result |= train_and_score(cell, exp.evaluate, resume, progress)
+            print(f"{head}: " + ", ".join(f"{k}={v:.4g}" for k, v in result["metrics"].items()))
+        except Exception as exc:  # a failed cell is a result too: the sweep goes on
+            result |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+            print(f"{head}: failed: {exc}", flush=True)
+        write_text_atomic(result_file, json.dumps(result, indent=2) + "\n")
     return write_results(exp)
+
+
+def stored_key(cell: Cell) -> str | None:
+    """The config digest the cell's folder was trained with, if it holds one."""
+    path = cell.dir / "cell.json"
+    return json.loads(path.read_text()).get("key") if path.is_file() else None
+
+
+def train_and_score(
+    cell: Cell, evaluate: EvalConfig, resume: bool, progress: bool
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    trained = train(cell.config, resume=resume, progress=progress)
+    train_seconds = time.perf_counter() - started
+    report = evaluate_checkpoint(trained.run_dir, cell.config.data.root, evaluate, progress=False)
+    return {
+        "status": "done",
+        "metrics": report.metrics,
+        "final_losses": final_losses(trained.run_dir / "metrics.jsonl"),
+        "steps": trained.step,
+        "train_seconds": round(train_seconds, 1),
+        "resumed": resume,
+        "eval_images": report.count,
+    }
+
+
+def failed_cells(exp: Experiment) -> list[str]:
+    """``NAME: error`` of each cell whose last attempt failed."""
+    out = []
+    for cell in exp.cells:
+        path = cell.dir / "result.json"
+        result = json.loads(path.read_text()) if path.is_file() else {}
+        if result.get("status") == "failed":
+            out.append(f"{cell.name}: {result['error']}")
+    return out
 
 
 def final_losses(metrics_file: Path, share: float = 0.1) -> dict[str, float]:
@@ -152,28 +201,28 @@ def final_losses(metrics_file: Path, share: float = 0.1) -> dict[str, float]:
 
 
 def write_results(exp: Experiment) -> Path:
-    results = [
-        json.loads((c.dir / "result.json").read_text())
-        for c in exp.cells
-        if (c.dir / "result.json").is_file()
-    ]
+    recorded = [c for c in exp.cells if (c.dir / "result.json").is_file()]
+    results = [json.loads((c.dir / "result.json").read_text()) for c in recorded]
     keys = list(dict.fromkeys(k for r in results for k in r["overrides"]))
-    metrics = list(dict.fromkeys(k for r in results for k in r["metrics"]))
-    losses = list(dict.fromkeys(k for r in results for k in r["final_losses"]))
-    header = ["cell", *keys, *metrics, *(f"loss {n}" for n in losses), "steps", "train s"]
+    metrics = list(dict.fromkeys(k for r in results for k in r.get("metrics", {})))
+    losses = list(dict.fromkeys(k for r in results for k in r.get("final_losses", {})))
+    header = ["cell", *keys, "status", *metrics, *(f"loss {n}" for n in losses), "steps",
+              "train s"]  # fmt: skip
     rows = [
         [
             r["name"],
             *(r["overrides"].get(k, "") for k in keys),
-            *(_fmt(r["metrics"].get(m)) for m in metrics),
-            *(_fmt(r["final_losses"].get(n)) for n in losses),
-            r["steps"],
-            r["train_seconds"],
+            "done" if r.get("status", "done") == "done" else f"failed: {r['error']}",
+            *(_fmt(r.get("metrics", {}).get(m)) for m in metrics),
+            *(_fmt(r.get("final_losses", {}).get(n)) for n in losses),
+            r.get("steps", ""),
+            r.get("train_seconds", ""),
         ]
         for r in results
     ]
-    with open(exp.out / "results.csv", "w", newline="") as f:
-        csv.writer(f).writerows([header, *rows])
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([header, *rows])
+    write_text_atomic(exp.out / "results.csv", buffer.getvalue())
     table = [
         "| " + " | ".join(header) + " |",
         "|" + " --- |" * len(header),
@@ -184,16 +233,20 @@ def write_results(exp: Experiment) -> Path:
         for m in metrics
         if not m.endswith("_std")
     )
-    done = len(results)
+    done = sum(r.get("status", "done") == "done" for r in results)
+    failed = len(results) - done
     md = exp.out / "results.md"
-    md.write_text(
-        f"# Experiment {exp.out.name}\n\n{done} of {len(exp.cells)} cells done. "
+    write_text_atomic(
+        md,
+        f"# Experiment {exp.out.name}\n\n{done} of {len(exp.cells)} cells done"
+        + (f", {failed} failed" if failed else "")
+        + ". "
         f"Evaluated on the '{exp.evaluate.split}' split; better: {better}. Losses are the "
         "mean over the last 10% of logged steps.\n\n"
         + "\n".join(table)
-        + "\n\n![loss curves](loss_curves.png)\n\n![val samples](samples.png)\n"
+        + "\n\n![loss curves](loss_curves.png)\n\n![val samples](samples.png)\n",
     )
-    finished = [c for c in exp.cells if (c.dir / "result.json").is_file()]
+    finished = [c for c, r in zip(recorded, results, strict=True) if r.get("status") == "done"]
     if finished:
         plot_cell_losses(finished, exp.out / "loss_curves.png")
         cell_samples(finished, exp.out / "samples.png", exp.evaluate.split)
@@ -231,7 +284,8 @@ def plot_cell_losses(cells: list[Cell], out: Path) -> None:
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
 
 
@@ -263,5 +317,6 @@ def cell_samples(cells: list[Cell], out: Path, split: str, count: int = 4) -> No
             axes[i, j].imshow(picture.squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1)
             axes[i, j].axis("off")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)

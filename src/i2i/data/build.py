@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 
 from i2i.config import DataConfig
 from i2i.data.paired import PairedDataset, open_split
-from i2i.data.transforms import PixelDataset
+from i2i.data.transforms import PixelDataset, SizeRule
 from i2i.data.unconditional import ImageDataset, ImagePairs, image_split
 from i2i.data.unpaired import UnpairedDataset, open_unpaired
 
@@ -29,25 +29,29 @@ class Pixels(Dataset[dict[str, Any]]):
         return self.dataset.pixels(key)
 
 
-def open_datasets(cfg: DataConfig, kind: str) -> tuple[AnyDataset, AnyDataset]:
+def open_datasets(
+    cfg: DataConfig, kind: str, rule: SizeRule | None = None
+) -> tuple[AnyDataset, AnyDataset]:
     """(training set, preview set). The preview set supplies the fixed examples of sample
     grids: the val split (unpaired: val, else test) in eval mode, else the training split in
-    eval mode."""
+    eval mode. ``rule`` checks every training image's size from its header before training
+    (``transforms.size_rule``); a misfit is a bad file, refused or skipped by name."""
     if kind == "paired":
-        train = PairedDataset(cfg, cfg.train_split, train=True)
+        train = PairedDataset(cfg, cfg.train_split, train=True, rule=rule)
         preview = open_split(cfg, cfg.val_split, False)
-        return train, preview or PairedDataset(cfg, cfg.train_split, train=False)
+        return train, preview or PairedDataset(cfg, cfg.train_split, train=False, rule=rule)
     if kind == "unpaired":
-        unpaired = UnpairedDataset(cfg, cfg.train_split, train=True)
+        unpaired = UnpairedDataset(cfg, cfg.train_split, train=True, rule=rule)
         for split in (cfg.val_split, "test"):
             found = open_unpaired(cfg, split, False)
             if found is not None:
                 return unpaired, found
-        return unpaired, UnpairedDataset(cfg, cfg.train_split, train=False)
+        return unpaired, UnpairedDataset(cfg, cfg.train_split, train=False, rule=rule)
     if kind == "images":
-        has_val = image_split(cfg.root, cfg.val_split) is not None
-        preview_split = cfg.val_split if has_val else cfg.train_split
-        return ImageDataset(cfg, True, cfg.train_split), ImageDataset(cfg, False, preview_split)
+        train_images = ImageDataset(cfg, True, cfg.train_split, rule)
+        if image_split(cfg.root, cfg.val_split) is not None:
+            return train_images, ImageDataset(cfg, False, cfg.val_split)
+        return train_images, ImageDataset(cfg, False, cfg.train_split, rule)
     raise ValueError(f"unknown data kind {kind!r}")
 
 

@@ -4,8 +4,14 @@ Conversion rules (the same for training data, ``i2i translate`` and the Python A
 
 - 8-bit modes (``L``, ``RGB``, ``P``, ``CMYK``, ``YCbCr``, ``1`` ...) are read as grayscale or RGB
   and scaled from 0..255 to [0, 1].
-- 16-bit modes (``I;16``, and ``I`` as Pillow opens 16-bit PNG/TIFF) are scaled from 0..65535 to
+- 16-bit images (gray ``I;16``/``I`` as Pillow opens them, and 48/64-bit colour PNG/TIFF, which
+  Pillow would cut to 8 bits and i2i decodes with pypng/tifffile) are scaled from 0..65535 to
   [0, 1] directly, without a detour through 8 bits.
+- Images are read as every viewer shows them: the EXIF Orientation tag is applied (phone
+  photos stored sideways stand upright), and a PNG whose pixel data ends early is refused
+  instead of decoding as black rows.
+- Every decode checks the image's declared size against a pixel budget before decoding
+  (``I2I_MAX_PIXELS``, default 179 MP as PIL's), so a small file cannot expand into gigabytes.
 - Transparency (``RGBA``, ``LA``, ``PA``, palette images with a transparent colour) is composited
   over white, the usual background of sketches and label maps with holes.
 - Channels are then matched to what the model wants: gray -> RGB repeats the channel; RGB -> gray
@@ -15,15 +21,22 @@ Conversion rules (the same for training data, ``i2i translate`` and the Python A
 
 from __future__ import annotations
 
+import io
+import os
+import struct
+import threading
 import warnings
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+import png
+import tifffile
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from i2i.errors import BadImageError, DataError
+from i2i.errors import BadImageError, ConfigError, DataError
 
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
@@ -45,44 +58,224 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) from the file's header, without decoding the pixels."""
+# Decompression-bomb guard: the most pixels an image may declare before anything is decoded.
+# PIL refuses images over 2 x 89.5 MP with an exception it calls a decompression bomb; i2i applies
+# the same bound to every decode path by default, checked from the header, with its own message.
+MAX_PIXELS_ENV = "I2I_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 2 * 89_478_485
+_PIL_GUARD = threading.Lock()  # PIL's guard is process-wide: lifted by one header at a time
+
+Picture = Image.Image | np.ndarray
+"""A decoded image: a PIL image, or (16-bit colour, which PIL reads as 8 bits) a uint16
+HxWxC numpy array."""
+
+# EXIF Orientation (tag 0x0112) -> the numpy steps that show the stored pixels as viewers do
+_ORIENTATION_SWAPS = {5, 6, 7, 8}  # the stored width is the displayed height
+
+
+def max_pixels() -> int:
+    """The pixel budget of one decoded image: ``$I2I_MAX_PIXELS``, else PIL's 179 MP."""
+    raw = os.environ.get(MAX_PIXELS_ENV)
+    if raw is None:
+        return DEFAULT_MAX_PIXELS
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ConfigError(f"{MAX_PIXELS_ENV}={raw!r}: expected a whole number of pixels")
+    return int(raw)
+
+
+def _check_budget(source: str | Path, w: int, h: int, budget: int) -> None:
+    if w * h > budget:
+        raise BadImageError(
+            source,
+            f"{w}x{h} is {w * h:,} pixels, more than the {budget:,} an image may have (too many "
+            "pixels to decode safely: a decompression bomb guard); if the image is genuine, "
+            f"raise the limit ({MAX_PIXELS_ENV}=N, or --max-pixels where offered)",
+        )
+
+
+def _open_header(fp: Path | io.BytesIO) -> Image.Image:
+    """``Image.open`` (the header only) without PIL's own decompression-bomb guard, whose
+    bound and message i2i replaces with :func:`_check_budget`. PIL's guard is process-wide,
+    so it is lifted for one header at a time."""
+    with _PIL_GUARD:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(fp)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _orientation(im: Image.Image) -> int:
+    """The EXIF Orientation (1-8) from the header: for a PNG, an eXIf chunk before its pixel
+    data (``getexif`` would decode the whole image to look for one after it)."""
+    try:
+        if im.format == "PNG":
+            exif = Image.Exif()
+            if "exif" in im.info:
+                exif.load(im.info["exif"])
+        else:
+            exif = im.getexif()
+        value = exif.get(0x0112, 1)
+    except Exception:  # a damaged EXIF block: show the pixels as stored
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def image_size(path: str | Path, budget: int | None = None) -> tuple[int, int]:
+    """(width, height) as viewers show the image (EXIF orientation applied), from the file's
+    header without decoding the pixels. BadImageError for an empty, unreadable or oversized
+    file (over ``budget`` pixels, default :func:`max_pixels`)."""
     path = Path(path)
     if path.stat().st_size == 0:
         raise BadImageError(path, "the file is empty (0 bytes)")
+    budget = budget or max_pixels()
     try:
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise BadImageError(path, f"not a readable image ({exc})") from exc
+        with _open_header(path) as im:
+            w, h = im.size
+            swapped = _orientation(im) in _ORIENTATION_SWAPS
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise BadImageError(path, f"not a readable image ({exc})") from None
+    _check_budget(path, w, h, budget)
+    return (h, w) if swapped else (w, h)
 
 
-def open_image(path: str | Path, large: bool = False) -> Image.Image:
-    """Decode an image file completely, turning every decoder failure into a BadImageError.
-    ``large`` lifts PIL's decompression-bomb guard (about 179 MP), for mosaics the user asked
-    to tile; otherwise bigger images are refused."""
+def open_image(path: str | Path, budget: int | None = None) -> Picture:
+    """Decode an image file completely, as every viewer shows it: EXIF orientation applied,
+    16-bit colour PNG/TIFF kept at 16 bits (a uint16 HxWxC array), a PNG whose pixel data ends
+    early refused. Every decoder failure is a BadImageError naming the file. ``budget`` (px)
+    bounds the image's declared size, checked before decoding (default :func:`max_pixels`)."""
     path = Path(path)
     if path.stat().st_size == 0:
         raise BadImageError(path, "the file is empty (0 bytes)")
-    guard = Image.MAX_IMAGE_PIXELS
+    return _decode(path, path, budget or max_pixels())
+
+
+def decode_bytes(data: bytes, source: str = "upload", budget: int | None = None) -> Picture:
+    """:func:`open_image` for an image held in memory (an HTTP upload)."""
+    if not data:
+        raise BadImageError(source, "the file is empty (0 bytes)")
+    return _decode(io.BytesIO(data), source, budget or max_pixels())
+
+
+def _decode(fp: Path | io.BytesIO, source: str | Path, budget: int) -> Picture:
     try:
-        if large:
-            Image.MAX_IMAGE_PIXELS = None
-        with Image.open(path) as im:
-            im.load()  # decodes now, so truncated files fail here and not in a worker later
-            return im
-    except Image.DecompressionBombError as exc:
-        raise BadImageError(path, f"too many pixels to decode safely ({exc})") from exc
+        with _open_header(fp) as im:
+            _check_budget(source, *im.size, budget)
+            deep = _deep_colour(im)
+            orientation = _orientation(im)
+            picture: Picture
+            if deep:
+                picture = _read_deep(fp, im.format)
+            else:
+                im.load()  # decodes now, so truncated files fail here and not in a worker later
+                if im.format == "PNG" and not _png_data_complete(fp):
+                    raise BadImageError(
+                        source, "truncated PNG: its pixel data ends before the last row"
+                    )
+                picture = im
+    except BadImageError:
+        raise
     except UnidentifiedImageError as exc:
-        raise BadImageError(path, f"not a readable image ({exc})") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise BadImageError(path, f"corrupt or truncated image ({exc})") from exc
-    finally:
-        Image.MAX_IMAGE_PIXELS = guard
+        raise BadImageError(source, f"not a readable image ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError, png.Error) as exc:
+        raise BadImageError(source, f"corrupt or truncated image ({exc})") from None
+    return _orient(picture, orientation)
 
 
-def pil_to_array(im: Image.Image, channels: int, source: str | Path = "image") -> np.ndarray:
-    """An HxWxC float32 array in [0, 1] with ``channels`` (1 or 3), by the module's rules."""
+def _deep_colour(im: Image.Image) -> bool:
+    """16 bits per channel with colour, which PIL would read as 8 bits: PNG RGB/RGBA at 16
+    bits, TIFF with several 16-bit samples per pixel."""
+    if im.format == "PNG":
+        tile = im.tile if isinstance(im, ImageFile.ImageFile) else []
+        return bool(tile) and tile[0].args in ("RGB;16B", "RGBA;16B")
+    if im.format == "TIFF":
+        bits = im.tag_v2.get(258, (8,))  # type: ignore[attr-defined]
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return len(bits) >= 3 and max(bits) == 16
+    return False
+
+
+def _read_deep(fp: Path | io.BytesIO, fmt: str | None) -> np.ndarray:
+    """A 16-bit colour image as uint16 HxWxC, decoded by a library that keeps all 16 bits
+    (pypng for PNG, tifffile for TIFF): PIL has no 16-bit colour modes."""
+    if isinstance(fp, io.BytesIO):
+        fp.seek(0)
+    if fmt == "TIFF":
+        return np.asarray(tifffile.imread(fp), dtype=np.uint16)
+    reader = png.Reader(file=fp) if isinstance(fp, io.BytesIO) else png.Reader(filename=str(fp))
+    w, h, rows, info = reader.asDirect()
+    planes = info["planes"]
+    return np.vstack([np.asarray(r, np.uint16) for r in rows]).reshape(h, w, planes)
+
+
+def _png_data_complete(fp: Path | io.BytesIO) -> bool:
+    """Whether a PNG's compressed pixel data holds every row its header declares. PIL fills
+    rows missing from a stream that ends cleanly with black, without a word; this reads the
+    chunks and counts the inflated bytes (Adam7 passes included). Hand-written because
+    neither PIL nor the standard library offers the check."""
+    data = fp.getvalue() if isinstance(fp, io.BytesIO) else Path(fp).read_bytes()
+    pos, header, idat = 8, b"", []
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    if len(header) < 13:
+        return False
+    w, h, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header[:13])
+    bits = depth * {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour, 1)
+    passes = [(w, h)]
+    if interlace:  # Adam7: (x start, x step, y start, y step) of each pass
+        adam7 = [(0, 8, 0, 8), (4, 8, 0, 8), (0, 4, 4, 8), (2, 4, 0, 4), (0, 2, 2, 4),
+                 (1, 2, 0, 2), (0, 1, 1, 2)]  # fmt: skip
+        passes = [(-(-(w - x0) // dx), -(-(h - y0) // dy)) for x0, dx, y0, dy in adam7]
+    expected = sum(ph * (1 + -(-pw * bits // 8)) for pw, ph in passes if pw > 0 and ph > 0)
+    inflate = zlib.decompressobj()
+    try:
+        got = sum(len(inflate.decompress(chunk)) for chunk in idat)
+    except zlib.error:
+        return False
+    return got >= expected
+
+
+def _orient(picture: Picture, orientation: int) -> Picture:
+    """``picture`` turned as EXIF ``orientation`` says viewers show it."""
+    if orientation == 1:
+        return picture
+    if isinstance(picture, Image.Image):
+        return ImageOps.exif_transpose(picture)
+    steps = {2: (0, True), 3: (2, False), 4: (2, True), 5: (1, True), 6: (3, False),
+             7: (3, True), 8: (1, False)}  # fmt: skip
+    turns, mirror = steps[orientation]  # counter-clockwise quarter turns, then a mirror
+    arr = np.rot90(picture, turns) if turns else picture
+    return np.ascontiguousarray(arr[:, ::-1] if mirror else arr)
+
+
+def picture_size(picture: Picture) -> tuple[int, int]:
+    """(width, height) of a decoded image."""
+    if isinstance(picture, Image.Image):
+        return picture.size
+    return picture.shape[1], picture.shape[0]
+
+
+def crop(picture: Picture, box: tuple[int, int, int, int]) -> Picture:
+    """The (left, top, right, bottom) region of a decoded image."""
+    if isinstance(picture, Image.Image):
+        return picture.crop(box)
+    left, top, right, bottom = box
+    return picture[top:bottom, left:right]
+
+
+def pil_to_array(im: Picture, channels: int, source: str | Path = "image") -> np.ndarray:
+    """A decoded image as an HxWxC float32 array in [0, 1] with ``channels`` (1 or 3), by the
+    module's rules."""
+    if isinstance(im, np.ndarray):
+        return uint_array_to_float(im, str(source), channels)
     if im.mode == "F":
         raise BadImageError(source, "32-bit float images have no agreed range; save as 8/16-bit")
     if im.mode in _SIXTEEN_BIT:
@@ -139,14 +332,6 @@ def uint_array_to_float(arr: np.ndarray, source: str, channels: int) -> np.ndarr
     return match_channels(out, channels)
 
 
-def save_image(arr: np.ndarray, path: str | Path) -> None:
-    """Write an HxWxC float array in [0, 1] as an 8-bit image (format from the suffix)."""
-    img = array_to_pil(arr)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-
-
 def array_to_pil(arr: np.ndarray) -> Image.Image:
     """A float HxWxC array in [0, 1] (or an 8-bit one, as is) as a PIL image."""
     u8 = arr if arr.dtype == np.uint8 else (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
@@ -155,6 +340,17 @@ def array_to_pil(arr: np.ndarray) -> Image.Image:
 
 SKIP_HINT = "fix or remove the file, or pass --skip-bad to skip unreadable files"
 T = TypeVar("T")
+
+
+def apply_rule(path: str | Path, rule: Callable[[int, int], None] | None, w: int, h: int) -> None:
+    """Run a size ``rule`` on a file's (width, height); its ConfigError becomes the file's
+    BadImageError, which ``screen`` skips with --skip-bad."""
+    if rule is None:
+        return
+    try:
+        rule(w, h)
+    except ConfigError as exc:
+        raise BadImageError(path, str(exc)) from None
 
 
 def screen(items: Sequence[T], check: Callable[[T], None], skip_bad: bool, what: str) -> list[T]:
@@ -177,7 +373,7 @@ def screen(items: Sequence[T], check: Callable[[T], None], skip_bad: bool, what:
     return good
 
 
-def open_with_hint(path: Path) -> Image.Image:
+def open_with_hint(path: Path) -> Picture:
     """``open_image`` whose error also says how to skip the file."""
     try:
         return open_image(path)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,47 +28,56 @@ from i2i.data.images import (
     IMAGE_EXTENSIONS,
     BadImageError,
     DataError,
+    apply_rule,
+    crop,
     image_size,
     list_images,
     open_image,
     open_with_hint,
+    picture_size,
     pil_to_array,
     read_image,
     read_with_hint,
     screen,
     uint_array_to_float,
 )
-from i2i.data.transforms import PixelDataset, augment, prepare, prepared_size
+from i2i.data.transforms import PixelDataset, SizeRule, augment, prepare, prepared_size
 
 
 class PairReader(Protocol):
-    """Where pairs come from: a count, a name per pair, and the two images as float arrays."""
+    """Where pairs come from: a count, a name per pair, the two images as float arrays, and
+    each pair's stored size (width, height) of one image, read from the headers."""
 
     def __len__(self) -> int: ...
     def name(self, i: int) -> str: ...
+    def size(self, i: int) -> tuple[int, int]: ...
     def load(self, i: int, channels_a: int, channels_b: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class SideBySideReader:
-    """Each file holds A on its left half and B on its right half."""
+    """Each file holds A on its left half and B on its right half. ``rule`` checks each
+    half's size from the header (``transforms.size_rule``)."""
 
-    def __init__(self, folder: Path, skip_bad: bool = False) -> None:
-        self.files = screen(list_images(folder), self._check(skip_bad), skip_bad, "image")
+    def __init__(self, folder: Path, skip_bad: bool = False, rule: SizeRule | None = None) -> None:
+        self.sizes: dict[Path, tuple[int, int]] = {}
 
-    @staticmethod
-    def _check(full: bool) -> Callable[[Path], None]:
         def check(path: Path) -> None:
-            width, _ = image_size(path)
+            width, height = image_size(path)
             if width % 2:
                 raise BadImageError(
                     path,
                     f"width {width} is odd, so its A|B halves differ in size; "
                     "a side-by-side pair is two halves of equal width",
                 )
-            if full:
+            apply_rule(path, rule, width // 2, height)
+            if skip_bad:
                 open_image(path)
+            self.sizes[path] = (width // 2, height)
 
-        return check
+        self.files = screen(list_images(folder), check, skip_bad, "image")
+
+    def size(self, i: int) -> tuple[int, int]:
+        return self.sizes[self.files[i]]
 
     def __len__(self) -> int:
         return len(self.files)
@@ -79,16 +88,18 @@ class SideBySideReader:
     def load(self, i: int, channels_a: int, channels_b: int) -> tuple[np.ndarray, np.ndarray]:
         path = self.files[i]
         im = open_with_hint(path)
-        w, h = im.size
-        a = pil_to_array(im.crop((0, 0, w // 2, h)), channels_a, path)
-        b = pil_to_array(im.crop((w // 2, 0, w, h)), channels_b, path)
+        w, h = picture_size(im)
+        a = pil_to_array(crop(im, (0, 0, w // 2, h)), channels_a, path)
+        b = pil_to_array(crop(im, (w // 2, 0, w, h)), channels_b, path)
         return a, b
 
 
 class FolderPairReader:
     """Folders A/ and B/; files pair up by name without extension."""
 
-    def __init__(self, a_dir: Path, b_dir: Path, skip_bad: bool = False) -> None:
+    def __init__(
+        self, a_dir: Path, b_dir: Path, skip_bad: bool = False, rule: SizeRule | None = None
+    ) -> None:
         a_files = {p.stem: p for p in list_images(a_dir)}
         b_files = {p.stem: p for p in list_images(b_dir)}
         unmatched = sorted(set(a_files) ^ set(b_files))
@@ -104,6 +115,7 @@ class FolderPairReader:
             )
         stems = sorted(set(a_files) & set(b_files))
         pairs = [(a_files[s], b_files[s]) for s in stems]
+        self.sizes: dict[Path, tuple[int, int]] = {}
 
         def check(pair: tuple[Path, Path]) -> None:
             size_a, size_b = image_size(pair[0]), image_size(pair[1])
@@ -111,13 +123,19 @@ class FolderPairReader:
                 raise BadImageError(
                     pair[1],
                     f"size {size_b[0]}x{size_b[1]} differs from its partner {pair[0]} "
-                    f"({size_a[0]}x{size_a[1]}); the two images of a pair must be the same size",
+                    f"({size_a[0]}x{size_a[1]}), as viewers show them (EXIF orientation "
+                    "applied); the two images of a pair must be the same size",
                 )
+            apply_rule(pair[0], rule, *size_a)
             if skip_bad:
                 open_image(pair[0])
                 open_image(pair[1])
+            self.sizes[pair[0]] = size_a
 
         self.pairs = screen(pairs, check, skip_bad, "pair")
+
+    def size(self, i: int) -> tuple[int, int]:
+        return self.sizes[self.pairs[i][0]]
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -165,6 +183,9 @@ class NpzReader:
 
     def name(self, i: int) -> str:
         return f"{self.path.stem}_{i:05d}.png"
+
+    def size(self, i: int) -> tuple[int, int]:
+        return self.a.shape[2], self.a.shape[1]
 
     def load(self, i: int, channels_a: int, channels_b: int) -> tuple[np.ndarray, np.ndarray]:
         src = f"{self.path}[{i}]"
@@ -234,12 +255,16 @@ def _layout_of(cand: Path | tuple[Path, Path], layout: str) -> Location | None:
     return None
 
 
-def open_reader(loc: Location, cfg: DataConfig) -> PairReader:
+def open_reader(loc: Location, cfg: DataConfig, rule: SizeRule | None = None) -> PairReader:
+    """The reader of ``loc``'s layout; ``rule`` checks each pair's size (training sets)."""
     if loc.layout == "npz":
-        return NpzReader(loc.paths[0], cfg.npz_keys)
+        reader = NpzReader(loc.paths[0], cfg.npz_keys)
+        if len(reader):
+            apply_rule(loc.paths[0], rule, *reader.size(0))  # one size for all
+        return reader
     if loc.layout == "ab_folders":
-        return FolderPairReader(loc.paths[0], loc.paths[1], cfg.skip_bad)
-    return SideBySideReader(loc.paths[0], cfg.skip_bad)
+        return FolderPairReader(loc.paths[0], loc.paths[1], cfg.skip_bad, rule)
+    return SideBySideReader(loc.paths[0], cfg.skip_bad, rule)
 
 
 class PairedDataset(PixelDataset):
@@ -253,12 +278,14 @@ class PairedDataset(PixelDataset):
     keep each pair's prepared images in memory (``data.cache``): the same tensors either way.
     """
 
-    def __init__(self, cfg: DataConfig, split: str | None, train: bool) -> None:
+    def __init__(
+        self, cfg: DataConfig, split: str | None, train: bool, rule: SizeRule | None = None
+    ) -> None:
         loc = locate(cfg.root, split, cfg.layout)
         if loc is None:
             raise DataError(f"{cfg.root}: no '{split}' split found")
         self.location = loc
-        self.reader = open_reader(loc, cfg)
+        self.reader = open_reader(loc, cfg, rule)
         self.cfg, self.train = cfg, train
         self.size = prepared_size(cfg, train)
         ab = cfg.direction == "AtoB"
@@ -269,6 +296,13 @@ class PairedDataset(PixelDataset):
 
     def __len__(self) -> int:
         return len(self.reader)
+
+    def stored_sizes(self) -> dict[tuple[int, int], str]:
+        """Each distinct (width, height) of the inputs as stored, with one file having it."""
+        sizes: dict[tuple[int, int], str] = {}
+        for i in range(len(self.reader)):
+            sizes.setdefault(self.reader.size(i), self.reader.name(i))
+        return sizes
 
     def raw_target(self, index: int) -> np.ndarray:
         """The target of pair ``index`` as stored (HxWxC float in [0, 1]), not preprocessed."""

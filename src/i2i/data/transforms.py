@@ -1,10 +1,12 @@
 """Preprocessing in two stages, so that the slow stage runs once per image.
 
 1. :func:`prepare` (deterministic): resize a decoded image to ``load_size`` (training with
-   ``resize_and_crop``) or ``crop_size`` (``resize``, and evaluation), then round it to 8 bits
-   per channel, the precision of the outputs. Its result may be cached (:mod:`i2i.data.cache`),
+   ``resize_and_crop``) or ``crop_size`` (``resize``, and evaluation; ``crop`` and ``none``
+   keep the image's own size), then round it to 8 bits per channel, the precision of the
+   outputs. Its result may be cached (:mod:`i2i.data.cache`),
    so decoding and resizing happen once per image rather than once per epoch.
-2. :func:`augment` (random, training only): a ``crop_size`` crop (``resize_and_crop``) and a
+2. :func:`augment` (random, training only): a ``crop_size`` crop (``resize_and_crop``, ``crop``)
+   and a
    horizontal flip (``flip``), as in the pix2pix paper. Both are slices of uint8 tensors. One draw
    applies to all images of a sample, so a pair stays aligned, and the sample's seed fixes it.
 
@@ -15,6 +17,7 @@ moves to the device before mapping them (:func:`network_range`), and in the netw
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -23,14 +26,40 @@ from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
 from i2i.config import DataConfig
+from i2i.errors import ConfigError
+
+SizeRule = Callable[[int, int], None]
+"""``rule(width, height)`` of an image as stored: raises ConfigError, saying why and what to do,
+when training cannot use an image of that size."""
 
 
 def prepared_size(cfg: DataConfig, train: bool) -> int | None:
-    """The side that :func:`prepare` resizes to; None keeps each image's own size."""
+    """The side that :func:`prepare` resizes to; None keeps each image's own size
+    (``none``, and ``crop``, which crops at the image's own scale)."""
     if cfg.preprocess == "resize_and_crop" and train:
         return cfg.load_size
     if cfg.preprocess in ("resize_and_crop", "resize"):
         return cfg.crop_size
+    return None
+
+
+def size_rule(cfg: DataConfig, fits: SizeRule) -> SizeRule | None:
+    """The check each training image's stored size must pass before training starts, or None
+    when every image is resized to one size (which the caller checks once with ``fits``).
+    ``fits(width, height)``: whether the networks take an input of that size."""
+    if cfg.preprocess == "none":
+        return fits  # each image at its own size
+    if cfg.preprocess == "crop":
+        crop = cfg.crop_size
+
+        def at_least_crop(width: int, height: int) -> None:
+            if width < crop or height < crop:
+                raise ConfigError(
+                    f"{width}x{height} is smaller than the {crop} px crops of --preprocess crop; "
+                    "use a smaller --crop-size or --preprocess resize_and_crop"
+                )
+
+        return at_least_crop
     return None
 
 
@@ -49,7 +78,7 @@ def augment(
     if not train:
         return images
     rng = np.random.default_rng(seed)
-    crop = cfg.crop_size if cfg.preprocess == "resize_and_crop" else None
+    crop = cfg.crop_size if cfg.preprocess in ("resize_and_crop", "crop") else None
     if crop is not None:
         h, w = images[0].shape[-2:]
         top, left = int(rng.integers(h - crop + 1)), int(rng.integers(w - crop + 1))
@@ -81,6 +110,10 @@ class PixelDataset(Dataset[dict[str, Any]]):
         raise NotImplementedError
 
     def pixels(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def stored_sizes(self) -> dict[tuple[int, int], str]:
+        """Each distinct (width, height) of the inputs as stored, with one file having it."""
         raise NotImplementedError
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:

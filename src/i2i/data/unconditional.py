@@ -17,8 +17,8 @@ import torch
 
 from i2i.config import DataConfig
 from i2i.data.cache import cached, prepared_cache
-from i2i.data.images import DataError, match_channels
-from i2i.data.transforms import PixelDataset, augment, prepare, prepared_size
+from i2i.data.images import DataError, apply_rule, match_channels
+from i2i.data.transforms import PixelDataset, SizeRule, augment, prepare, prepared_size
 from i2i.data.unpaired import ImageFolder
 
 
@@ -66,7 +66,13 @@ class ImageDataset(PixelDataset):
     ``data.crop_size`` unless ``preprocess`` is ``none``; training may flip them.
     """
 
-    def __init__(self, cfg: DataConfig, train: bool, split: str | None = None) -> None:
+    def __init__(
+        self,
+        cfg: DataConfig,
+        train: bool,
+        split: str | None = None,
+        rule: SizeRule | None = None,
+    ) -> None:
         root = Path(cfg.root)
         if not root.exists():
             raise DataError(f"{root}: dataset not found (an IDX file or an image folder)")
@@ -77,14 +83,22 @@ class ImageDataset(PixelDataset):
             array = read_idx(root)
             if array.ndim != 3:
                 raise DataError(f"{root}: expected N x H x W images, got shape {array.shape}")
+            apply_rule(root, rule, array.shape[2], array.shape[1])
             self.array = array
         else:
             folder = image_split(root, split) if split else None
-            self.folder = ImageFolder(folder or root, cfg.skip_bad)
+            self.folder = ImageFolder(folder or root, cfg.skip_bad, rule)
         self.train, self.size = train, prepared_size(cfg, train)
         self.cache = prepared_cache(
             cfg.cache and train, len(self), cfg.output_nc, self.size, cfg.num_workers
         )
+
+    def stored_sizes(self) -> dict[tuple[int, int], str]:
+        """Each distinct (width, height), with one file having it."""
+        if self.array is not None:
+            return {(self.array.shape[2], self.array.shape[1]): self.cfg.root}
+        assert self.folder is not None
+        return self.folder.stored_sizes()
 
     def __len__(self) -> int:
         return len(self.array) if self.array is not None else len(self.folder)  # type: ignore[arg-type]

@@ -18,13 +18,14 @@ from i2i.config import DataConfig
 from i2i.data.cache import cached, prepared_cache
 from i2i.data.images import (
     DataError,
+    apply_rule,
     image_size,
     list_images,
     open_image,
     read_with_hint,
     screen,
 )
-from i2i.data.transforms import PixelDataset, augment, prepare, prepared_size
+from i2i.data.transforms import PixelDataset, SizeRule, augment, prepare, prepared_size
 
 
 def locate_unpaired(root: str | Path, split: str) -> tuple[Path, Path] | None:
@@ -50,15 +51,26 @@ def locate_unpaired(root: str | Path, split: str) -> tuple[Path, Path] | None:
 
 
 class ImageFolder:
-    """The images of one folder, screened like paired data (clear errors or --skip-bad)."""
+    """The images of one folder, screened like paired data (clear errors or --skip-bad);
+    ``rule`` checks each image's size from its header (``transforms.size_rule``)."""
 
-    def __init__(self, folder: Path, skip_bad: bool = False) -> None:
+    def __init__(self, folder: Path, skip_bad: bool = False, rule: SizeRule | None = None) -> None:
+        self.sizes: dict[Path, tuple[int, int]] = {}
+
         def check(path: Path) -> None:
-            image_size(path)
+            self.sizes[path] = image_size(path)
+            apply_rule(path, rule, *self.sizes[path])
             if skip_bad:
                 open_image(path)
 
         self.files = screen(list_images(folder), check, skip_bad, "image")
+
+    def stored_sizes(self) -> dict[tuple[int, int], str]:
+        """Each distinct (width, height), with one file having it."""
+        sizes: dict[tuple[int, int], str] = {}
+        for path in self.files:
+            sizes.setdefault(self.sizes[path], path.name)
+        return sizes
 
     def __len__(self) -> int:
         return len(self.files)
@@ -74,12 +86,15 @@ class UnpairedDataset(PixelDataset):
     As with paired data, ``A`` is the input domain: ``direction='BtoA'`` swaps the folders.
     """
 
-    def __init__(self, cfg: DataConfig, split: str, train: bool) -> None:
+    def __init__(
+        self, cfg: DataConfig, split: str, train: bool, rule: SizeRule | None = None
+    ) -> None:
         found = locate_unpaired(cfg.root, split)
         if found is None:
             raise DataError(f"{cfg.root}: no '{split}' split found")
         a_dir, b_dir = found if cfg.direction == "AtoB" else found[::-1]
-        self.a, self.b = ImageFolder(a_dir, cfg.skip_bad), ImageFolder(b_dir, cfg.skip_bad)
+        self.a = ImageFolder(a_dir, cfg.skip_bad, rule)
+        self.b = ImageFolder(b_dir, cfg.skip_bad, rule)
         self.cfg, self.train = cfg, train
         self.size = size = prepared_size(cfg, train)
         on, workers = cfg.cache and train, cfg.num_workers
@@ -88,6 +103,10 @@ class UnpairedDataset(PixelDataset):
 
     def __len__(self) -> int:
         return max(len(self.a), len(self.b))
+
+    def stored_sizes(self) -> dict[tuple[int, int], str]:
+        """Each distinct (width, height) of either domain, with one file having it."""
+        return {**self.b.stored_sizes(), **self.a.stored_sizes()}
 
     def pixels(self, key: int | tuple[int, int]) -> dict[str, Any]:
         index, seed = key if isinstance(key, tuple) else (key, None)

@@ -18,9 +18,31 @@ from PIL import Image
 from tqdm import tqdm
 
 from i2i.data.images import pil_to_array, uint_array_to_float
+from i2i.errors import ConfigError
 
 if TYPE_CHECKING:
     from i2i.infer.translator import Translator
+
+
+def default_overlap(tile: int) -> int:
+    """The overlap (px) when none is given: 64, or a quarter of a smaller tile."""
+    return min(64, tile // 4)
+
+
+def check_tiles(tile: int, overlap: int, multiple: int) -> None:
+    """ConfigError, naming the flags and what fits, unless ``tile`` is a positive multiple of
+    the generator's ``multiple`` and at least twice ``overlap`` (>= 0)."""
+    if tile <= 0 or tile % multiple:
+        fits = max(multiple, round(tile / multiple) * multiple)
+        raise ConfigError(
+            f"--tile {tile}: a tile must be a multiple of {multiple}, this generator's size "
+            f"rule (e.g. --tile {fits})"
+        )
+    if overlap < 0 or tile < 2 * overlap:
+        raise ConfigError(
+            f"--tile {tile} needs --overlap of at most {tile // 2} px (got {overlap}); "
+            f"leave --overlap out for {default_overlap(tile)}"
+        )
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -58,12 +80,7 @@ def translate_tiled(
     tile into an 8-bit HxWxC array: ``out`` if it is one, a memory-mapped ``.npy`` file if it is
     a path, else a new array. With a memmapped source and a path, memory stays bounded by one
     strip of tiles whatever the image's size. ``translator`` is an i2i ``Translator``."""
-    m = translator.size_multiple
-    if tile < 2 * overlap or tile % m or tile <= 0 or overlap < 0:
-        raise ValueError(
-            f"tile {tile} / overlap {overlap}: the tile must be a multiple of {m} "
-            f"(this generator's) and at least twice the overlap"
-        )
+    check_tiles(tile, overlap, translator.size_multiple)
     channels = translator.input_channels
     if isinstance(image, Image.Image):
         width, height = image.size

@@ -23,10 +23,13 @@ from PIL import Image
 from tqdm import tqdm
 
 from i2i.data.images import (
+    Picture,
     array_to_pil,
+    crop,
     list_images,
     match_channels,
     open_image,
+    picture_size,
     pil_to_array,
     uint_array_to_float,
 )
@@ -97,8 +100,10 @@ class Translator:
     """A trained generator ready to translate.
 
     Call it with a PIL image (returns a PIL image), a uint8/uint16 numpy array HxW or HxWxC
-    (returns uint8 HxWxC), a float tensor in [0, 1] shaped CxHxW or NxCxHxW (returns the same
-    layout in [0, 1]), or a list of any of these (translated in batches, returns a list).
+    (returns uint8 HxWxC), a float array in [0, 1], a tensor shaped CxHxW or NxCxHxW, float in
+    [0, 1] or uint8 in 0..255 (returns float in [0, 1], same layout), or a list of any of these
+    (translated in batches, returns a list). Floats outside [0, 1] are a BadImageError, never
+    clipped silently.
     """
 
     def __init__(
@@ -247,7 +252,7 @@ class Translator:
             results = self.translate_arrays(arrays, batch_size)
             return [self._from_array(r, im) for r, im in zip(results, image, strict=True)]
         if is_tensor(image) and image.ndim == 4:
-            x = image.float() * 2 - 1
+            x = unit_tensor(image) * 2 - 1
             return ((self.translate_tensor(x) + 1) / 2).clamp(0, 1).to(image.device)
         (result,) = self.translate_arrays([self._to_array(image)], batch_size)
         return self._from_array(result, image)
@@ -258,12 +263,11 @@ class Translator:
         if isinstance(image, np.ndarray):
             if image.dtype.kind == "f":
                 arr = image[..., None] if image.ndim == 2 else image
-                return _match(arr.astype(np.float32), self.input_channels)
+                return match_channels(unit_floats(arr.astype(np.float32)), self.input_channels)
             return uint_array_to_float(image, "array", self.input_channels)
         if is_tensor(image) and image.ndim == 3:
-            return _match(
-                image.detach().float().permute(1, 2, 0).cpu().numpy(), self.input_channels
-            )
+            pixels = unit_tensor(image).permute(1, 2, 0).cpu().numpy()
+            return match_channels(pixels, self.input_channels)
         raise TypeError(
             f"cannot translate a {type(image).__name__}; pass a PIL image, a numpy array, "
             "a CxHxW / NxCxHxW tensor in [0, 1], or a list of these"
@@ -280,8 +284,36 @@ class Translator:
         return torch.from_numpy(np.ascontiguousarray(result)).permute(2, 0, 1)
 
 
-def _match(arr: np.ndarray, channels: int) -> np.ndarray:
-    return match_channels(np.clip(arr, 0.0, 1.0), channels)
+def unit_floats(values: np.ndarray, source: str = "array") -> np.ndarray:
+    """Float pixels, which must lie in [0, 1]: an array in 0..255 (or any other range) is an
+    error saying what to pass, never clipped silently."""
+    low, high = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+    if not (low >= -1e-6 and high <= 1 + 1e-6):
+        raise BadImageError(
+            source,
+            f"float pixels must lie in [0, 1], and these run from {low:g} to {high:g}; pass "
+            "uint8 (0..255) or uint16 pixels as they are, or scale floats to [0, 1]",
+        )
+    return np.clip(values, 0.0, 1.0)
+
+
+def unit_tensor(image: torch.Tensor) -> torch.Tensor:
+    """A CxHxW or NxCxHxW tensor as float32 in [0, 1]: uint8 is scaled from 0..255, float
+    must already lie in [0, 1] (see :func:`unit_floats`)."""
+    import torch
+
+    if image.dtype == torch.uint8:
+        return image.detach().float() / 255
+    if not image.is_floating_point():
+        raise BadImageError("tensor", f"pixels of {image.dtype}: pass uint8 or float in [0, 1]")
+    low, high = float(image.min()), float(image.max())
+    if not (low >= -1e-6 and high <= 1 + 1e-6):
+        raise BadImageError(
+            "tensor",
+            f"float pixels must lie in [0, 1], and these run from {low:g} to {high:g}; pass a "
+            "uint8 tensor for 0..255, or scale to [0, 1]",
+        )
+    return image.detach().float().clamp(0, 1)
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
@@ -298,11 +330,17 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def open_input(path: Path, half: Half | None, large: bool = False) -> Image.Image:
-    im = open_image(path, large)
+# the pixel budget of one image translated in tiles: 1 GP, 3 GiB as 8-bit RGB (--max-pixels)
+TILED_MAX_PIXELS = 2**30
+
+
+def open_input(path: Path, half: Half | None, budget: int | None = None) -> Picture:
+    """An input image as viewers show it (``open_image``), or its ``half`` of an A|B pair;
+    ``budget``: its most pixels (default ``max_pixels()``)."""
+    im = open_image(path, budget)
     if half is not None:
-        w, h = im.size
-        im = im.crop((0, 0, w // 2, h) if half == "left" else (w // 2, 0, w, h))
+        w, h = picture_size(im)
+        im = crop(im, (0, 0, w // 2, h) if half == "left" else (w // 2, 0, w, h))
     return im
 
 
@@ -318,6 +356,7 @@ def translate_files(
     limit: int | None = None,
     tile: int | None = None,
     overlap: int = 64,
+    max_pixels: int | None = None,
 ) -> list[str]:
     """Translate image files and folders into ``out``: a folder, or a ``.zip`` written as it
     goes (memory stays bounded by one batch). Outputs keep each input's stem with ``suffix``;
@@ -352,11 +391,12 @@ def translate_files(
         # (decoding and PNG/JPEG encoding release the GIL), so the device is not kept waiting.
         chunks = iter(batched(files, 1 if tile else batch_size))
 
-        def read(chunk: list[Path]) -> tuple[list[Image.Image], list[Path]]:
+        def read(chunk: list[Path]) -> tuple[list[Picture], list[Path]]:
             images, kept = [], []
             for f in chunk:
                 try:
-                    images.append(open_input(f, half, large=tile is not None))
+                    budget = max_pixels or (TILED_MAX_PIXELS if tile else None)
+                    images.append(open_input(f, half, budget))
                     kept.append(f)
                 except BadImageError as exc:
                     if not skip_bad:

@@ -13,8 +13,9 @@ metrics resize both sets the same way (see ``i2i.metrics.features``).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from i2i.data.unconditional import ImageDataset, ImagePairs
 from i2i.data.unpaired import locate_unpaired
 from i2i.device import pick_device
 from i2i.errors import ConfigError, DataError, InputNotFound
+from i2i.files import atomic_path, write_text_atomic
+from i2i.infer.grid import sample_grid
 from i2i.infer.sample import load_generator
 from i2i.infer.translator import Translator, batched
 from i2i.metrics.features import FeatureExtractor, FeatureWeightsMissing, build_extractor
@@ -60,12 +63,41 @@ class EvalConfig:
             self.metrics = check_metrics(self.metrics)
 
 
+class Gallery:
+    """The first ``limit`` examples of an evaluation, as labelled columns of 8-bit HxWxC
+    arrays (input | output | target), for ``gallery.png``: the first thing a person looks at."""
+
+    def __init__(self, limit: int = 8) -> None:
+        self.limit = limit
+        self.columns: dict[str, list[np.ndarray]] = {}
+
+    def add(self, **columns: Sequence[np.ndarray]) -> None:
+        room = self.limit - len(next(iter(self.columns.values()), []))
+        if room <= 0:
+            return
+        for name, images in columns.items():
+            self.columns.setdefault(name, []).extend(images[:room])
+
+    def save(self, path: Path) -> None:
+        """Write the grid (one row per example) as PNG, atomically; nothing when empty."""
+        if not self.columns:
+            return
+        grid = sample_grid(
+            [_to_net(same_shape(images)) for images in self.columns.values()],
+            list(self.columns),
+        )
+        pixels = (grid.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+        with atomic_path(path) as tmp:
+            Image.fromarray(pixels).save(tmp, format="PNG")
+
+
 @dataclass
 class Report:
     metrics: dict[str, float]
     count: int
     source: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    gallery: Gallery = field(default_factory=Gallery, repr=False, compare=False)
 
     def table(self) -> str:
         lines = ["| metric | value | better |", "| --- | --- | --- |"]
@@ -78,13 +110,18 @@ class Report:
         return "\n".join(lines)
 
     def write(self, out: str | Path) -> Path:
+        """``metrics.json``, ``metrics.md`` and ``gallery.png`` into folder ``out``."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
+        summary = {"metrics": self.metrics, "count": self.count, "source": self.source,
+                   "notes": self.notes}  # fmt: skip
+        write_text_atomic(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
+        self.gallery.save(out / "gallery.png")
         what = ", ".join(f"{k}: {v}" for k, v in self.source.items())
         notes = "".join(f"\n- {n}" for n in self.notes)
-        (out / "metrics.md").write_text(
-            f"# Evaluation\n\n{what}; {self.count} images.\n\n{self.table()}\n{notes}\n"
+        write_text_atomic(
+            out / "metrics.md",
+            f"# Evaluation\n\n{what}; {self.count} images.\n\n{self.table()}\n{notes}\n",
         )
         return out / "metrics.json"
 
@@ -193,9 +230,10 @@ def evaluate_checkpoint(
     if train_images is not None and "mifid" in scorer.metrics:
         for chunk in batched(train_images(), cfg.batch_size):
             scorer.add_train(_stack([to_uint8(a, size) for a in chunk]))
+    gallery = Gallery()
     if pairs is not None:
         n = min(cfg.limit or len(pairs), len(pairs))
-        score_translations(translator, pairs, scorer, size, n, cfg.batch_size, progress)
+        score_translations(translator, pairs, scorer, size, n, cfg.batch_size, progress, gallery)
     else:
         folders = locate_unpaired(data_cfg.root, cfg.split)
         if folders is None:
@@ -205,12 +243,13 @@ def evaluate_checkpoint(
         n = len(inputs)
         for batch in tqdm(list(batched(inputs, cfg.batch_size)), disable=not progress):
             arrays = [read_with_hint(p, translator.input_channels) for p in batch]
-            outs = translator.translate_arrays(arrays, cfg.batch_size)
-            scorer.add_fakes(_stack([to_uint8(o, size) for o in outs]))
+            outs = [to_uint8(o, size) for o in translator.translate_arrays(arrays, cfg.batch_size)]
+            scorer.add_fakes(_stack(outs))
+            gallery.add(input=[to_uint8(a, size) for a in arrays], output=outs)
         for batch in batched(targets, cfg.batch_size):
             scorer.add_reals(_stack([to_uint8(read_with_hint(p, 3), size) for p in batch]))
         notes.append(f"{cfg.split} has no pairs: distribution metrics only")
-    return Report(scorer.compute(), n, source, notes)
+    return Report(scorer.compute(), n, source, notes, gallery)
 
 
 def score_translations(
@@ -221,8 +260,10 @@ def score_translations(
     n: int,
     batch_size: int = 8,
     progress: bool = False,
+    gallery: Gallery | None = None,
 ) -> None:
-    """Translate the first ``n`` pairs' inputs and add (output, stored target) to ``scorer``."""
+    """Translate the first ``n`` pairs' inputs and add (output, stored target) to ``scorer``
+    (and the first few, with their inputs, to ``gallery``)."""
     for start in tqdm(range(0, n, batch_size), disable=not progress, desc="evaluate"):
         idx = range(start, min(start + batch_size, n))
         inputs = torch.stack([dataset[i]["A"] for i in idx])
@@ -231,6 +272,9 @@ def score_translations(
         fakes = [to_uint8(o.permute(1, 2, 0).numpy(), size) for o in outputs]
         reals = [to_uint8(dataset.raw_target(i), size) for i in idx]
         scorer.add_pairs(_stack(fakes), _stack(reals))
+        if gallery is not None:
+            shown = [to_uint8(((x + 1) / 2).permute(1, 2, 0).numpy(), size) for x in inputs]
+            gallery.add(input=shown, output=fakes, target=reals)
 
 
 def _train_targets(
@@ -271,18 +315,39 @@ def evaluate_folders(
     of the same file stem, distribution metrics always."""
     all_reals, fakes = list_images(real), list_images(fake)[: cfg.limit]
     reals, by_stem = all_reals[: cfg.limit], {p.stem: p for p in all_reals}
-    paired_ok = bool(fakes) and all(p.stem in by_stem for p in fakes)
+    unmatched = [p for p in fakes if p.stem not in by_stem]
+    paired_ok = bool(fakes) and not unmatched
+    asked_paired = [m for m in cfg.metrics or () if m in PAIRED]
+    if unmatched and asked_paired:
+        raise ConfigError(
+            f"{', '.join(asked_paired)} need ground-truth pairs: {len(fakes) - len(unmatched)} "
+            f"of {len(fakes)} outputs in {fake} have a real image of the same file name in "
+            f"{real} (none for {unmatched[0]}); rename them to match, or ask only for "
+            "distribution metrics (--metrics fid,kid,...)"
+        )
     trains = list_images(train_data) if train_data is not None else None
     scorer, notes = make_scorer(cfg, paired_ok, trains is not None, extractor)
     size = cfg.size
+    gallery, resized = Gallery(), Counter[tuple[str, str]]()
     for batch in tqdm(list(batched(fakes, cfg.batch_size)), disable=not progress):
         outs = [to_uint8(read_with_hint(p, 3), size) for p in batch]
         if paired_ok:
             targets = [to_uint8(read_with_hint(by_stem[p.stem], 3), size) for p in batch]
+            for o, t in zip(outs, targets, strict=True):
+                if o.shape != t.shape:
+                    resized[(_size(o), _size(t))] += 1
             outs = [_resize_like(o, t) for o, t in zip(outs, targets, strict=True)]
             scorer.add_pairs(_stack(outs), _stack(targets))
+            gallery.add(output=outs, target=targets)
         else:
             scorer.add_fakes(_stack_any(outs))
+            gallery.add(output=outs)
+    for (out_size, target_size), count in resized.items():
+        notes.append(
+            f"{count} output(s) ({out_size}) differ in size from their targets ({target_size}); "
+            "they were resized to the targets' size (bicubic) before scoring: pass --size to "
+            "compare both at one size, or make the outputs the targets' size"
+        )
     if not paired_ok:
         for batch in batched(reals, cfg.batch_size):
             scorer.add_reals(_stack_any([to_uint8(read_with_hint(p, 3), size) for p in batch]))
@@ -290,7 +355,7 @@ def evaluate_folders(
     for batch in batched(trains or [], cfg.batch_size):
         scorer.add_train(_stack_any([to_uint8(read_with_hint(p, 3), size) for p in batch]))
     source = {"real": str(real), "fake": str(fake)}
-    return Report(scorer.compute(), len(fakes), source, notes)
+    return Report(scorer.compute(), len(fakes), source, notes, gallery)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -303,6 +368,20 @@ def _stack_any(arrays: Sequence[np.ndarray]) -> torch.Tensor:
     """Like _stack, for images of several sizes (for features only): resized to the first's."""
     h, w = arrays[0].shape[:2]
     return _stack([_resize_like(a, arrays[0]) if a.shape[:2] != (h, w) else a for a in arrays])
+
+
+def _size(image: np.ndarray) -> str:
+    return f"{image.shape[1]}x{image.shape[0]}"
+
+
+def same_shape(images: list[np.ndarray]) -> np.ndarray:
+    """HxWxC uint8 images as one NxHxWxC array at the first one's size."""
+    return np.stack([_resize_like(im, images[0]) for im in images])
+
+
+def _to_net(images: np.ndarray) -> torch.Tensor:
+    """NxHxWxC uint8 -> NxCxHxW in [-1, 1] (what ``sample_grid`` draws)."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 def _resize_like(image: np.ndarray, like: np.ndarray) -> np.ndarray:

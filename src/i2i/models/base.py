@@ -22,9 +22,9 @@ from typing import Any, ClassVar, Literal, Protocol
 import torch
 from torch import nn
 
-from i2i.config import DiscriminatorConfig, GeneratorConfig, RunConfig, to_dict
+from i2i.config import DataConfig, DiscriminatorConfig, GeneratorConfig, RunConfig, to_dict
 from i2i.errors import ConfigError
-from i2i.nets import Generator
+from i2i.nets import Generator, UNetGenerator
 from i2i.registry import Registry
 from i2i.runs.card import NORMALIZATION, ModelCard, NetSpec, SampleInfo, TranslateInfo
 from i2i.version import __version__
@@ -73,8 +73,9 @@ class Model(nn.Module, ABC):
         """Direction -> the network that translates it ({} for unconditional models)."""
 
     @abstractmethod
-    def check_image_size(self, height: int, width: int) -> None:
-        """Raise ConfigError, with the fix, when training images do not fit the networks."""
+    def check_image_size(self, height: int, width: int, data: DataConfig) -> None:
+        """Raise ConfigError, with a fix that applies under ``data``'s preprocessing, when
+        training inputs of ``width`` x ``height`` px do not fit the networks."""
 
     def train_state(self) -> dict[str, torch.Tensor]:
         """Non-weight state that resume needs (CycleGAN's history pools); none by default."""
@@ -124,21 +125,43 @@ def reverse(direction: str) -> str:
 
 
 def check_translation_size(
-    gen: Generator, gen_cfg: GeneratorConfig, disc_cfg: DiscriminatorConfig, h: int, w: int
+    gen: Generator,
+    gen_cfg: GeneratorConfig,
+    disc_cfg: DiscriminatorConfig,
+    h: int,
+    w: int,
+    data: DataConfig,
 ) -> None:
-    """Fail early, with the fix, when training images do not fit the networks."""
+    """Fail early when training inputs of ``w`` x ``h`` px do not fit the networks, with a
+    fix that works under ``data``'s preprocessing (its own size under ``none``, the crop
+    otherwise) and does not suggest what the run already uses."""
     m = gen.size_multiple
     if h % m or w % m:
+        depth = f"{gen_cfg.kind} with --depth {gen_cfg.depth}" if gen_cfg.depth else gen_cfg.kind
+        fixes = []
+        if data.preprocess == "none":
+            where = f"with --preprocess none, images are used at their own size ({w}x{h})"
+            fixes.append(f"resize them to multiples of {m}")
+            fixes.append(
+                f"use --preprocess resize_and_crop with a --crop-size that is a multiple of {m}"
+            )
+        else:
+            where = f"the training crops are {w}x{h} (--crop-size {data.crop_size})"
+            below, above = max(m, w // m * m), (w // m + 1) * m
+            fixes.append(f"use a --crop-size that is a multiple of {m} ({below} or {above})")
+        if isinstance(gen, UNetGenerator):
+            fits = [d for d in range(2, gen.num_downs) if h % 2**d == 0 and w % 2**d == 0]
+            if fits:
+                fixes.append(f"use a shallower U-Net (--depth {max(fits)})")
         raise ConfigError(
-            f"training images are {w}x{h}, but generator {gen_cfg.kind} needs sides that are "
-            f"multiples of {m}; choose a crop size that is, or a shallower generator "
-            "(unet_128, or --depth)"
+            f"{where}, but generator {depth} needs sides that are multiples of {m}; "
+            + ", or ".join(fixes)
         )
     n = disc_cfg.n_layers
     if disc_cfg.kind == "patch" and min(h, w) // 2**n < 3:
         raise ConfigError(
             f"training images of {w}x{h} are too small for a PatchGAN with n_layers={n}; "
-            f"it needs sides of at least {3 * 2**n} px"
+            f"it needs sides of at least {3 * 2**n} px (or fewer --disc-layers)"
         )
 
 

@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from i2i.config import ColorizationConfig, ColorizerConfig
+from i2i.config import ColorizationConfig, ColorizerConfig, DataConfig
 from i2i.errors import ConfigError
-from i2i.models.base import MODELS, DataKind, Update
+from i2i.models.base import MODELS, DataKind, Update, check_translation_size
 from i2i.models.pix2pix import Pix2Pix
 from i2i.nets.colorizer import NORMALIZATION, Colorizer, rgb_to_l_ab, zero_chroma
 from i2i.runs.card import NetSpec
@@ -46,6 +46,13 @@ class Colorization(Pix2Pix):
     def training_step(self, batch: dict[str, Any], update: Update) -> dict[str, torch.Tensor]:
         lightness, ab = rgb_to_l_ab(batch["image"])
         return self.conditional_step(self.colorizer.generator, lightness, ab, update)
+
+    def check_image_size(self, height: int, width: int, data: DataConfig) -> None:
+        # the generator inside the colorizer, whose depth the advice may change
+        generator = self.colorizer.generator
+        check_translation_size(
+            generator, self.cfg.generator, self.cfg.discriminator, height, width, data
+        )
 
     @torch.no_grad()
     def preview(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from i2i.config import CUTConfig, PatchMLPConfig
+from i2i.config import CUTConfig, DataConfig, PatchMLPConfig
 from i2i.errors import ConfigError
 from i2i.losses import GANLoss, discriminator_loss, patch_nce_loss
 from i2i.models.base import (
@@ -115,8 +115,10 @@ class CUT(Model):
     def preview(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return {"A": batch["A"], "G(A)": self.G(batch["A"]), "B": batch["B"]}
 
-    def check_image_size(self, height: int, width: int) -> None:
-        check_translation_size(self.G, self.cfg.generator, self.cfg.discriminator, height, width)
+    def check_image_size(self, height: int, width: int, data: DataConfig) -> None:
+        check_translation_size(
+            self.G, self.cfg.generator, self.cfg.discriminator, height, width, data
+        )
 
     def net_specs(self) -> dict[str, NetSpec]:
         c = self.channels

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from i2i.config import CycleGANConfig
+from i2i.config import CycleGANConfig, DataConfig
 from i2i.errors import ConfigError
 from i2i.losses import GANLoss, discriminator_loss, reconstruction_loss
 from i2i.models.base import (
@@ -119,8 +119,10 @@ class CycleGAN(Model):
             "F(B)": self.F(batch["B"]),
         }
 
-    def check_image_size(self, height: int, width: int) -> None:
-        check_translation_size(self.G, self.cfg.generator, self.cfg.discriminator, height, width)
+    def check_image_size(self, height: int, width: int, data: DataConfig) -> None:
+        check_translation_size(
+            self.G, self.cfg.generator, self.cfg.discriminator, height, width, data
+        )
 
     def net_specs(self) -> dict[str, NetSpec]:
         a, b = self.in_channels, self.out_channels

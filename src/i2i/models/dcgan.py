@@ -11,7 +11,13 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from i2i.config import DCGANConfig, DCGANDiscriminatorConfig, DCGANGeneratorConfig, RunConfig
+from i2i.config import (
+    DataConfig,
+    DCGANConfig,
+    DCGANDiscriminatorConfig,
+    DCGANGeneratorConfig,
+    RunConfig,
+)
 from i2i.errors import ConfigError
 from i2i.losses import GANLoss, discriminator_loss
 from i2i.models.base import MODELS, DataKind, Model, Update, set_requires_grad
@@ -81,13 +87,18 @@ class DCGAN(Model):
     def preview(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """An 8x8 grid of samples from fixed latent vectors (columns of 8)."""
         images = self.G(self.preview_noise)
-        return {str(i): images[i * 8 : (i + 1) * 8] for i in range(8)}
+        return {f"z {8 * i + 1}-{8 * i + 8}": images[i * 8 : (i + 1) * 8] for i in range(8)}
 
-    def check_image_size(self, height: int, width: int) -> None:
+    def check_image_size(self, height: int, width: int, data: DataConfig) -> None:
         if (height, width) != (self.size, self.size):
+            fix = (
+                "use --preprocess resize (images are resized to --crop-size)"
+                if data.preprocess == "none"
+                else f"use --crop-size {width}"
+            )
             raise ConfigError(
-                f"dcgan images must be {self.size}x{self.size} (data.crop_size), "
-                f"got {width}x{height}"
+                f"this DCGAN makes {self.size}x{self.size} images (--crop-size {self.size}), "
+                f"but the training images are {width}x{height}; {fix}"
             )
 
     def net_specs(self) -> dict[str, NetSpec]:

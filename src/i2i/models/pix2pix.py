@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from i2i.config import Pix2PixConfig
+from i2i.config import DataConfig, Pix2PixConfig
 from i2i.losses import GANLoss, discriminator_loss, reconstruction_loss
 from i2i.models.base import (
     MODELS,
@@ -80,8 +80,10 @@ class Pix2Pix(Model):
         """Named image columns for a sample grid: input | output | target."""
         return {"input": batch["A"], "output": self.G(batch["A"]), "target": batch["B"]}
 
-    def check_image_size(self, height: int, width: int) -> None:
-        check_translation_size(self.G, self.cfg.generator, self.cfg.discriminator, height, width)
+    def check_image_size(self, height: int, width: int, data: DataConfig) -> None:
+        check_translation_size(
+            self.G, self.cfg.generator, self.cfg.discriminator, height, width, data
+        )
 
     def net_specs(self) -> dict[str, NetSpec]:
         """What a checkpoint needs to rebuild each network without the training config."""

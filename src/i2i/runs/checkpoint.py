@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from i2i.errors import CheckpointError
+from i2i.files import remove_stale_temps, write_text_atomic
 from i2i.runs.card import ModelCard
 from i2i.runs.layout import BEST, CARD, LATEST, TRAINER_JSON, TRAINER_TENSORS, WEIGHTS
 from i2i.runs.storage import fetch_checkpoint, is_url
@@ -42,21 +43,6 @@ if TYPE_CHECKING:
 # torch and safetensors.torch are imported by the functions that handle tensors: finding and
 # describing a checkpoint must not cost `import torch` (2-3 s), which a translation run on ONNX
 # Runtime otherwise never pays.
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` (temp file, fsync, rename): readers and a crash at any
-    moment see the old file or the new one, never a part."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def flatten_state(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -137,6 +123,15 @@ def save_checkpoint(
             if old.name not in kept:
                 shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def remove_partial_checkpoints(root: Path) -> int:
+    """Remove what killed checkpoint writes left in ``root`` (``.tmp-*`` folders, temporary
+    pointer files); returns how many. Call it only where no other process writes there."""
+    partial = [p for p in root.glob(".tmp-*") if p.is_dir()]
+    for folder in partial:
+        shutil.rmtree(folder, ignore_errors=True)
+    return len(partial) + remove_stale_temps(root)
 
 
 def mark_best(root: Path, name: str, score: dict[str, Any]) -> None:

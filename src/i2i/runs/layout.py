@@ -10,4 +10,5 @@ TRAINER_JSON, TRAINER_TENSORS = "trainer.json", "trainer.safetensors"  # for res
 CONFIG = "config.yaml"  # a run's whole config
 # a run's small files, mirrored to object storage after each checkpoint
 RUN_FILES = (CONFIG, "metrics.jsonl", "eval.jsonl", "train.log", "samples.png", "loss_curves.png")
+RUN_FOLDERS = ("tensorboard", "samples")  # mirrored file by file as they grow
 POINTERS = ("best.json", BEST, LATEST)  # upload order: "latest" last

@@ -26,6 +26,7 @@ from i2i.runs.layout import (
     LATEST,
     POINTERS,
     RUN_FILES,
+    RUN_FOLDERS,
     TRAINER_JSON,
     TRAINER_TENSORS,
     WEIGHTS,
@@ -91,6 +92,7 @@ class RunMirror:
         self.url = url.rstrip("/")
         self.fs, self.path = _fs(url)
         self.local = cache_dir("runs", self.url)
+        self.uploaded: dict[str, tuple[int, int]] = {}  # run-folder file -> (size, mtime)
 
     def exists(self) -> bool:
         return bool(self.fs.exists(f"{self.path}/checkpoints/{LATEST}"))
@@ -130,6 +132,14 @@ class RunMirror:
         for file in RUN_FILES:
             if (self.local / file).is_file():
                 self.fs.put_file(str(self.local / file), f"{self.path}/{file}")
+        for folder in RUN_FOLDERS:  # TensorBoard events and step grids, new or grown ones
+            for path in sorted((self.local / folder).rglob("*")):
+                if not path.is_file() or path.name.startswith("."):
+                    continue
+                name, stat = path.relative_to(self.local).as_posix(), path.stat()
+                if self.uploaded.get(name) != (stat.st_size, stat.st_mtime_ns):
+                    self.fs.put_file(str(path), f"{self.path}/{name}")
+                    self.uploaded[name] = (stat.st_size, stat.st_mtime_ns)
         for pointer in POINTERS:
             if (ckpts / pointer).is_file():
                 self.fs.put_file(str(ckpts / pointer), f"{self.path}/checkpoints/{pointer}")

@@ -17,22 +17,28 @@ a missing or wrong bearer token (401).
 from __future__ import annotations
 
 import io
+import re
 import secrets
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import anyio
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from i2i.data.images import array_to_pil
-from i2i.errors import BadImageError, ConfigError
+from i2i.data.images import array_to_pil, decode_bytes, picture_size
+from i2i.errors import ConfigError, UserError
+from i2i.infer.tiles import check_tiles, default_overlap
 from i2i.infer.translator import Translator
 from i2i.runs.checkpoint import read_card, resolve_checkpoint
 
@@ -45,12 +51,25 @@ FORMATS = {
 
 @dataclass
 class ServeConfig:
+    """The server's limits (``i2i serve`` options). Raises ConfigError for values no server
+    can run with (no workers would leave every request waiting forever)."""
+
     max_upload_bytes: int = 20 * 2**20
     max_pixels: int = 4096 * 4096
     token: str | None = None  # when set, /v1/* needs "Authorization: Bearer TOKEN"
     workers: int = 1  # inference threads (each uses torch's intra-op threads)
     queue: int = 16  # requests allowed to wait for a worker; more get 503
     max_tile_pixels: int = 1024 * 1024  # images above this are translated in tiles
+
+    def __post_init__(self) -> None:
+        for name, value, low in (
+            ("--max-upload-mb", self.max_upload_bytes, 1),
+            ("--max-pixels", self.max_pixels, 1),
+            ("--workers", self.workers, 1),
+            ("--queue", self.queue, 0),
+        ):
+            if value < low:
+                raise ConfigError(f"{name} must be at least {low}, got {value}")
 
 
 @dataclass
@@ -76,33 +95,75 @@ class ServedModel:
         }
 
 
-def load_models(
-    specs: list[str], device: str = "auto", backend: str = "torch"
-) -> dict[str, ServedModel]:
-    """``NAME=CHECKPOINT`` specs -> served models. A CycleGAN serves both directions: NAME for
-    its training direction, NAME-BtoA (or NAME-AtoB) for the other."""
-    models: dict[str, ServedModel] = {}
+# a model's name is one URL path segment: /v1/models/NAME/translate
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model to serve: URL name, source (a checkpoint folder or an exported .onnx file),
+    and the direction it translates (None: an .onnx file's own)."""
+
+    name: str
+    source: Path
+    direction: str | None
+
+
+def plan_models(specs: list[str]) -> list[ModelSpec]:
+    """Check every ``NAME=CHECKPOINT`` (or ``NAME=FILE.onnx``) spec and read each card before
+    any model is loaded, so a mistake in the last spec does not wait for the first to load.
+    A CycleGAN serves both directions: NAME for its training direction, NAME-BtoA (or
+    NAME-AtoB) for the other. ConfigError/CheckpointError naming the spec otherwise."""
+    planned: dict[str, ModelSpec] = {}
     for spec in specs:
         name, eq, path = spec.partition("=")
         if not eq or not name or not path:
             raise ConfigError(f"--model {spec!r}: expected NAME=CHECKPOINT")
-        ckpt = resolve_checkpoint(path)
-        card = read_card(ckpt)
-        if card.translate is None:
-            raise ConfigError(f"--model {spec!r}: a {card.model} model does not translate")
-        default = card.translate.default
-        for direction in card.translate.nets:
-            key = name if direction == default else f"{name}-{direction}"
-            if key in models:
+        if not MODEL_NAME.fullmatch(name):
+            raise ConfigError(
+                f"--model {spec!r}: a name is letters, digits, '.', '_' and '-' (it is part "
+                "of the URL /v1/models/NAME/translate)"
+            )
+        targets: list[tuple[str, str | None]]
+        if path.endswith(".onnx"):
+            if not Path(path).is_file():
+                raise ConfigError(f"--model {spec!r}: {path} not found")
+            targets = [(name, None)]
+            source = Path(path)
+        else:
+            source = resolve_checkpoint(path)
+            card = read_card(source)
+            if card.translate is None:
+                raise ConfigError(f"--model {spec!r}: a {card.model} model does not translate")
+            default = card.translate.default
+            targets = [
+                (name if direction == default else f"{name}-{direction}", direction)
+                for direction in card.translate.nets
+            ]
+        for key, direction in targets:
+            if key in planned:
                 raise ConfigError(f"--model {spec!r}: the name {key!r} is taken")
-            t = Translator.load(ckpt, device, direction, backend)  # type: ignore[arg-type]
-            models[key] = ServedModel(key, str(path), direction, t)
+            planned[key] = ModelSpec(key, source, direction)
+    return list(planned.values())
+
+
+def load_models(
+    specs: list[str], device: str = "auto", backend: str = "torch"
+) -> dict[str, ServedModel]:
+    """``NAME=CHECKPOINT`` (or ``NAME=FILE.onnx``) specs -> served models, all checked first
+    (:func:`plan_models`), then loaded."""
+    models: dict[str, ServedModel] = {}
+    for plan in plan_models(specs):
+        t = Translator.load(plan.source, device, plan.direction, backend)  # type: ignore[arg-type]
+        direction = plan.direction or str(t.description.get("direction", "AtoB"))
+        models[plan.name] = ServedModel(plan.name, str(plan.source), direction, t)
     return models
 
 
 def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -> FastAPI:
     cfg = cfg or ServeConfig()
-    app = FastAPI(
+    # /docs with Swagger UI served from the package, not a CDN: it works offline
+    app = FastAPIOffline(
         title="i2i",
         summary="Image-to-image translation with GANs",
         version="1",
@@ -110,8 +171,9 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -
     limiter = anyio.CapacityLimiter(cfg.workers)
     waiting = 0  # requests between admission and a free worker (event-loop state, no lock)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    # every error is {"error": ...}: the API's own and the router's (unknown paths, methods)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -135,7 +197,7 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "models": len(models)}
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", responses=errors(401))
     async def list_models(request: Request) -> dict[str, Any]:
         check_token(request)
         return {"models": [m.info() for m in models.values()], "token": cfg.token is not None}
@@ -143,7 +205,10 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -
     @app.post(
         "/v1/models/{name}/translate",
         response_class=Response,
-        responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}},
+        responses={
+            200: {"content": {"image/png": {}, "image/jpeg": {}}},
+            **errors(400, 401, 404, 413, 422, 503),
+        },
         openapi_extra={
             "requestBody": {
                 "content": {
@@ -207,24 +272,45 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -
     return app
 
 
+class ErrorBody(BaseModel):
+    """Every refusal's JSON body."""
+
+    error: str
+
+
+ERRORS = {
+    400: "not an image, a corrupt one, or a bad field (format, tile)",
+    401: "missing or wrong bearer token (when the server has one)",
+    404: "no model of that name (GET /v1/models lists them), or no such path",
+    413: "upload over --max-upload-mb, or image over --max-pixels (read from its header)",
+    422: "a query parameter of the wrong type",
+    503: "busy: --queue requests are waiting already; retry after Retry-After seconds",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the errors a route can answer."""
+    return {code: {"model": ErrorBody, "description": ERRORS[code]} for code in codes}
+
+
 def run_model(
     translator: Translator, data: bytes, tile: int | None, cfg: ServeConfig
 ) -> Image.Image:
     """Runs in a worker thread: decode, then translate whole, or in tiles when asked or when
     the image is large."""
-    image = decode(data)
-    w, h = image.size
-    if tile is None and w * h > cfg.max_tile_pixels:
-        tile = 512
     try:
+        image = decode_bytes(data, "upload", cfg.max_pixels)
+        w, h = picture_size(image)
+        if tile is None and w * h > cfg.max_tile_pixels:
+            tile = 512
         if tile:
-            m = translator.size_multiple
-            if tile % m or tile < 2 * m:
-                raise HTTPException(400, f"tile {tile}: use a multiple of {m}, at least {2 * m}")
-            return array_to_pil(translator.translate_tiled(image, tile, tile // 8))
-        return translator(image)
-    except BadImageError as exc:  # e.g. 32-bit float pixels
-        raise HTTPException(400, str(exc)) from None
+            overlap = default_overlap(tile)
+            check_tiles(tile, overlap, translator.size_multiple)
+            return array_to_pil(translator.translate_tiled(image, tile, overlap))
+        out = translator(image)  # PIL in, PIL out; a 16-bit array in, an 8-bit array out
+        return out if isinstance(out, Image.Image) else array_to_pil(out)
+    except UserError as exc:  # a corrupt upload, 32-bit float pixels, a tile that cannot fit
+        raise HTTPException(400, str(exc).replace("--tile", "tile")) from None
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -283,13 +369,3 @@ def check_pixels(data: bytes, max_pixels: int) -> None:
         raise HTTPException(400, f"unreadable image header ({exc})") from None
     if w * h > max_pixels:
         raise HTTPException(413, f"image of {w}x{h} pixels; the limit is {max_pixels}")
-
-
-def decode(data: bytes) -> Image.Image:
-    """Decode an upload whose header ``check_pixels`` accepted; a broken body is a 400."""
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise HTTPException(400, f"corrupt or truncated image ({exc})") from None
-    return image

@@ -1,11 +1,9 @@
-"""Data-parallel training over several processes, launched by torchrun.
-
-``i2i train --devices N ...`` runs the same command under ``torchrun --standalone
---nproc-per-node N``; for several machines, run ``torchrun --nnodes ... -m i2i train ...`` on each
-(with a run folder they share). Each process trains its slice of every global batch
-(``train.batch_size`` is the global batch) and the gradients are averaged across processes in
-each update (``i2i.train.step.Updater``), so N processes take the steps one process would take
-with the whole batch. Process 0 writes the run folder.
+"""Data-parallel training over several processes (``i2i.parallel``: torchrun, the process
+group), each on its own device; for several machines, run ``torchrun --nnodes ... -m i2i
+train ...`` on each (with a run folder they share). Each process trains its slice of every
+global batch (``train.batch_size`` is the global batch) and the gradients are averaged across
+processes in each update (``i2i.train.step.Updater``), so N processes take the steps one
+process would take with the whole batch. Process 0 writes the run folder.
 
 Why averaging in the update rather than ``DistributedDataParallel``: a GAN step backpropagates
 through the discriminator twice, with its parameters frozen in between (the generator's update),
@@ -17,40 +15,12 @@ statistics stay per process (instance norm, the default, is per image anyway).
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from i2i.device import pick_device
 from i2i.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class Processes:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup(device_name: str) -> tuple[Processes, torch.device]:
-    """This process's place (from torchrun's environment) and device; joins the process group."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    device = pick_device(device_name)
-    if world == 1:
-        return Processes(), device
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Processes(rank, world), device
+from i2i.parallel import Processes
 
 
 def check_batch(batch_size: int, procs: Processes) -> None:
@@ -75,9 +45,3 @@ def average(values: torch.Tensor, procs: Processes) -> torch.Tensor:
     values = values.clone()
     dist.all_reduce(values)
     return values / procs.world
-
-
-def finish(procs: Processes) -> None:
-    if procs.world > 1 and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()

@@ -18,16 +18,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 import yaml
 from torch.utils.data import DataLoader, default_collate
 from tqdm import tqdm
 
+from i2i import parallel
 from i2i.config import RunConfig, to_dict
 from i2i.data.build import Pixels, open_datasets
 from i2i.data.paired import EpochBatchSampler, steps_per_epoch
-from i2i.data.transforms import network_range
+from i2i.data.transforms import PixelDataset, network_range, size_rule
 from i2i.device import configure_backends
 from i2i.errors import ConfigError, RunExistsError, TrainingDiverged
+from i2i.files import remove_stale_temps, write_text_atomic
 from i2i.kernels import cpu_kernels_enabled, use_cpu_kernels
 from i2i.metrics.names import better
 from i2i.models import build_model, data_kind, model_card
@@ -37,9 +40,9 @@ from i2i.runs.checkpoint import (
     load_weights,
     mark_best,
     read_best,
+    remove_partial_checkpoints,
     resolve_checkpoint,
     save_checkpoint,
-    write_text_atomic,
 )
 from i2i.runs.layout import CONFIG, LATEST
 from i2i.runs.storage import RunMirror, is_url
@@ -47,6 +50,7 @@ from i2i.train import distributed
 from i2i.train.accel import accelerate, autocast, loader_workers, to_device
 from i2i.train.evaluation import TrainingEvaluator
 from i2i.train.monitor import RunMonitor, plot_loss_curves
+from i2i.train.options import absolute_root
 from i2i.train.step import Updater, make_optimizers
 
 log = logging.getLogger("i2i")
@@ -61,6 +65,7 @@ class TrainResult:
     last_losses: dict[str, float]
     main: bool = True  # the process that reports (rank 0 under torchrun)
     start_step: int = 0  # where a resumed run started
+    limit: str = ""  # what ends the run: "--max-steps N" or the epochs schedule
 
 
 def lr_factor(step: int, steps_per_epoch: int, epochs: int, epochs_decay: int) -> float:
@@ -74,6 +79,11 @@ def prepare_run_folder(run_dir: Path, cfg: RunConfig) -> None:
     leaves the old file or the new one); an unwritable folder is one ConfigError."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (run_dir, run_dir / "checkpoints", run_dir / "samples"):
+            if folder.is_dir():  # what writes killed mid-way left behind
+                remove_stale_temps(folder)
+        if (run_dir / "checkpoints").is_dir():
+            remove_partial_checkpoints(run_dir / "checkpoints")
         write_text_atomic(run_dir / CONFIG, yaml.safe_dump(to_dict(cfg), sort_keys=False))
     except PermissionError as exc:
         raise ConfigError(
@@ -82,6 +92,10 @@ def prepare_run_folder(run_dir: Path, cfg: RunConfig) -> None:
 
 
 def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train (or, with ``resume``, continue) the run ``cfg`` describes; see the module
+    docstring. Raises UserErrors (RunExistsError, ConfigError, DataError, TrainingDiverged
+    ...) whose messages say what to do."""
+    cfg = absolute_root(cfg)  # config.yaml records where the data is, from anywhere
     dest = cfg.train.out
     mirror = RunMirror(dest) if is_url(dest) else None  # object storage: work in a local cache
     run_dir = mirror.local if mirror else Path(dest)
@@ -91,7 +105,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         raise RunExistsError(
             f"{dest} already holds a run; resume it with --resume {dest}, or choose another --out"
         )
-    procs, device = distributed.setup(cfg.train.device)  # one process unless under torchrun
+    procs, device = parallel.join(cfg.train.device)  # one process unless under torchrun
     distributed.check_batch(cfg.train.batch_size, procs)
     if mirror and procs.main:
         mirror.prepare(resume)
@@ -101,19 +115,25 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     torch.manual_seed(cfg.train.seed)
     channels_last = cfg.train.channels_last
 
-    # data: the training split, and fixed examples for sample grids (val split when present)
-    workers = loader_workers(cfg.data.num_workers, device)
-    data_cfg = replace(cfg.data, num_workers=workers)
-    train_set, preview_set = open_datasets(data_cfg, data_kind(cfg.model.kind))
-    n_preview = min(cfg.train.num_samples, len(preview_set))
-    preview = default_collate([preview_set[i] for i in range(n_preview)])
-    preview_batch = to_device(preview, device, channels_last)
-
-    # model, how it runs, and its optimizers
+    # the model, then the data it can take: every training image's size is checked from its
+    # header before training (a misfit is a bad file, named), and the fixed examples of the
+    # sample grids come from the val split when there is one
     model = build_model(cfg)
     model.to(device)
-    first = next(v for v in train_set[(0, 0)].values() if isinstance(v, torch.Tensor))
-    model.check_image_size(*first.shape[1:])
+
+    def fits(width: int, height: int) -> None:
+        model.check_image_size(height, width, cfg.data)
+
+    if cfg.data.preprocess != "none":  # every training input is a crop_size square
+        fits(cfg.data.crop_size, cfg.data.crop_size)
+    workers = loader_workers(cfg.data.num_workers, device)
+    data_cfg = replace(cfg.data, num_workers=workers)
+    rule = size_rule(data_cfg, fits)
+    train_set, preview_set = open_datasets(data_cfg, data_kind(cfg.model.kind), rule)
+    check_batch_sizes(train_set, cfg)
+    n_preview = min(cfg.train.num_samples, len(preview_set))
+    previews = [to_device(default_collate([preview_set[i]]), device, channels_last)
+                for i in range(n_preview)]  # fmt: skip
     if device.type == "cpu" and cpu_kernels_enabled(cfg.train.cpu_kernels):
         use_cpu_kernels(model)
     accelerate(model, cfg.train)
@@ -122,8 +142,12 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     epoch_steps = steps_per_epoch(len(train_set), bs, procs.world)
     total_epochs = cfg.train.epochs + cfg.train.epochs_decay
     total_steps = epoch_steps * total_epochs
-    if cfg.train.max_steps is not None:
-        total_steps = min(total_steps, cfg.train.max_steps)
+    limit = (
+        f"{total_epochs} epochs ({cfg.train.epochs} + {cfg.train.epochs_decay} of lr decay) "
+        f"= {total_steps:,} steps"
+    )
+    if cfg.train.max_steps is not None and cfg.train.max_steps < total_steps:
+        total_steps, limit = cfg.train.max_steps, f"--max-steps {cfg.train.max_steps:,}"
 
     step = 0
     if resume:
@@ -144,13 +168,16 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     evaluator = TrainingEvaluator(cfg, device) if cfg.train.eval_every and procs.main else None
     best = read_best(ckpt_root) if resume else None
     log.info(
-        "%s %s run %s: %d training samples, %d steps/epoch, %d steps in all, device %s%s",
+        "%s %s run %s at step %d: %d training samples, %d steps/epoch, to step %d (%s), "
+        "device %s%s",
         "resuming" if resume else "starting",
         cfg.model.kind,
         run_dir,
+        step,
         len(train_set),
         epoch_steps,
         total_steps,
+        limit,
         device,
         f", {procs.world} processes" if procs.world > 1 else "",
     )
@@ -199,9 +226,11 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         if monitor is None:
             return
         model.eval()
-        columns = model.preview(preview_batch)
+        rows = [model.preview(example) for example in previews]  # images of any sizes
         model.train()
-        monitor.samples(step, list(columns.values()), list(columns))
+        names = list(rows[0])
+        columns = [same_size([row[name] for row in rows]) for name in names]
+        monitor.samples(step, columns, names)
 
     model.train()
     losses: dict[str, float] = {}
@@ -294,12 +323,39 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         bar.close()
         if monitor:
             monitor.close()
-        distributed.finish(procs)
-    return TrainResult(run_dir, final, step, elapsed, losses, procs.main, start_step)
+        parallel.finish(procs)
+    return TrainResult(run_dir, final, step, elapsed, losses, procs.main, start_step, limit)
+
+
+def check_batch_sizes(train_set: PixelDataset, cfg: RunConfig) -> None:
+    """Images that keep their own sizes batch only with their like: refuse mixed sizes unless
+    each batch holds one image, naming two files that differ."""
+    if cfg.data.preprocess != "none" or cfg.train.batch_size == 1:
+        return
+    sizes = train_set.stored_sizes()
+    if len(sizes) > 1:
+        (size_a, file_a), (size_b, file_b) = list(sizes.items())[:2]
+        raise ConfigError(
+            f"with --preprocess none, images keep their own sizes, and {file_a} "
+            f"({size_a[0]}x{size_a[1]}) and {file_b} ({size_b[0]}x{size_b[1]}) differ "
+            f"({len(sizes)} sizes in all): a batch holds one size, so train with --batch-size 1, "
+            "or resize them (--preprocess resize or resize_and_crop)"
+        )
+
+
+def same_size(images: list[torch.Tensor]) -> torch.Tensor:
+    """1xCxHxW images of any sizes as one batch at the first one's size (bilinear), for a
+    sample grid."""
+    h, w = images[0].shape[-2:]
+    resized = [
+        x if x.shape[-2:] == (h, w) else F.interpolate(x.float(), (h, w), mode="bilinear")
+        for x in images
+    ]
+    return torch.cat(resized)
 
 
 def read_losses(
-    unread: list[dict[str, torch.Tensor]], step: int, procs: distributed.Processes, ckpt_root: Path
+    unread: list[dict[str, torch.Tensor]], step: int, procs: parallel.Processes, ckpt_root: Path
 ) -> dict[str, float]:
     """The losses of the steps ``unread`` (the last of them ``step``), averaged over the
     processes, in one wait for the device. Returns the last step's; raises

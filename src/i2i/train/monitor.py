@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torchvision.utils import save_image
 
+from i2i.files import atomic_path, write_text_atomic
 from i2i.infer.grid import sample_grid
 
 log = logging.getLogger("i2i")
@@ -52,11 +53,12 @@ class RunMonitor:
 
     def samples(self, step: int, rows: Sequence[torch.Tensor], names: Sequence[str]) -> Path:
         """Save a grid whose columns are ``names`` (e.g. input | output | target)."""
-        grid = sample_grid(rows)
+        grid = sample_grid(rows, names)
         out = self.run_dir / "samples" / f"step_{step:08d}.png"
         out.parent.mkdir(exist_ok=True)
-        save_image(grid, out)
-        save_image(grid, self.run_dir / "samples.png")
+        for path in (out, self.run_dir / "samples.png"):
+            with atomic_path(path) as tmp:
+                save_image(grid, tmp, format="png")
         self.tb.add_image("samples", grid, step)
         return out
 
@@ -67,16 +69,25 @@ class RunMonitor:
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    if not path.exists():
-        return
-    keep = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in keep))
+    """Keep the lines up to ``step`` (a resumed run logs the later ones again)."""
+    if path.exists():
+        keep = [row for row in read_metrics(path) if row["step"] <= step]
+        write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in keep))
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The logged rows; a line a kill cut short is left out."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "step" in row:
+            rows.append(row)
+    return rows
 
 
 def plot_loss_curves(metrics_file: Path, out: Path, title: str = "") -> Path | None:
@@ -98,7 +109,9 @@ def plot_loss_curves(metrics_file: Path, out: Path, title: str = "") -> Path | N
         ax.axis("off")
     for ax, name in zip(axes.flat, names, strict=False):
         values = [r.get(name, float("nan")) for r in rows]
-        ax.plot(steps, values, alpha=0.3, color="C0", linewidth=0.8)
+        few = len(values) < 20  # a line of one point draws nothing: mark the points
+        ax.plot(steps, values, alpha=1.0 if few else 0.3, color="C0", linewidth=0.8,
+                marker="o" if few else None)  # fmt: skip
         ax.plot(steps, moving_average(values, max(1, len(values) // 20)), color="C0")
         ax.set_title(name)
         ax.set_xlabel("step")
@@ -106,7 +119,8 @@ def plot_loss_curves(metrics_file: Path, out: Path, title: str = "") -> Path | N
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return out
 

@@ -9,6 +9,7 @@ how long and how it trains (``train.*``), how data is loaded (``data.num_workers
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +70,20 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
 
 
 def resume_config(run: str, flags: dict[str, Any], sets: list[str]) -> RunConfig:
-    """``run``'s own config with the options a resume may change; the others are refused."""
+    """``run``'s own config with the options a resume may change; the others are refused.
+
+    A run capped by ``max_steps`` and resumed with a longer schedule (``--epochs`` or
+    ``--epochs-decay``, no ``--max-steps``) trains to the end of that schedule. A dataset
+    that is not where config.yaml says (moved, or a relative path from another folder) is
+    one error that says how to point the run at it (``--data``)."""
     data = to_dict(load_run_config(run))
     changed = copy.deepcopy(data)
     apply_flags(changed, flags)
     for item in sets:
         set_dotted(changed, *parse_set(item))
+    longer = any(flags.get(k) is not None for k in ("epochs", "epochs_decay"))
+    if longer and flags.get("max_steps") is None and not any("max_steps" in s for s in sets):
+        changed["train"]["max_steps"] = None  # the new schedule is the limit now
     before, after = dotted(data), dotted(changed)
     fixed = [
         key
@@ -87,7 +96,28 @@ def resume_config(run: str, flags: dict[str, Any], sets: list[str]) -> RunConfig
             f"logging options (train.*) can change, and the data's place, not {fixed}"
         )
     changed["train"]["out"] = run
+    root = changed["data"]["root"]
+    if root and not is_url(root) and not Path(root).exists():
+        how = (
+            "a path relative to the folder training started in; "
+            if not Path(root).is_absolute()
+            else ""
+        )
+        raise ConfigError(
+            f"data.root {root!r} (recorded in {Path(run) / CONFIG}) is not found from "
+            f"{Path.cwd()} ({how}the data may have moved); resume with --data PATH to point "
+            "the run at the same data"
+        )
     return from_dict(RunConfig, changed)
+
+
+def absolute_root(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with a local ``data.root`` made absolute, so that the run resumes from any
+    working directory."""
+    root = cfg.data.root
+    if not root or is_url(root) or Path(root).is_absolute():
+        return cfg
+    return replace(cfg, data=replace(cfg.data, root=str(Path(root).expanduser().resolve())))
 
 
 def dotted(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -1,0 +1,78 @@
+"""Image sizes are checked before training, every image from its header, and the advice fits
+the run: mixed valid sizes train at batch 1, misfits are named (or skipped with --skip-bad)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from i2i.cli import app
+
+SMALL = ["--generator", "unet_128", "--depth", "5", "--ngf", "8", "--ndf", "8",
+         "--disc-layers", "2", "--max-steps", "2", "--no-progress"]  # fmt: skip
+
+
+def pairs(folder: Path, sides: list[int]) -> None:
+    """Side-by-side A|B pairs of the given square sides."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i, side in enumerate(sides):
+        a = rng.integers(0, 255, (side, side, 3), dtype=np.uint8)
+        Image.fromarray(np.concatenate([a, 255 - a], 1)).save(folder / f"{i}.png")
+
+
+def train(*args: object) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["train", *map(str, args)])
+    return result.exit_code, result.output
+
+
+def test_mixed_valid_sizes_train_at_batch_one(tmp_path):
+    """Case 01: no val split, so the sample grid shows the training pairs, one by one."""
+    pairs(tmp_path / "data" / "train", [32, 64, 32, 64])
+    code, output = train("--data", tmp_path / "data", "--out", tmp_path / "run",
+                         "--preprocess", "none", "--batch-size", "1", "--set",
+                         "train.num_samples=4", *SMALL)  # fmt: skip
+    assert code == 0, output
+    grid = Image.open(tmp_path / "run" / "samples.png")
+    assert grid.size[1] > grid.size[0]  # four rows of input | output | target
+
+
+def test_mixed_sizes_in_a_batch_name_two_files(tmp_path):
+    pairs(tmp_path / "data" / "train", [32, 64, 32, 64])
+    code, output = train("--data", tmp_path / "data", "--out", tmp_path / "run",
+                         "--preprocess", "none", "--batch-size", "2", *SMALL)  # fmt: skip
+    assert code == 1 and "Traceback" not in output
+    assert "0.png (32x32) and 1.png (64x64) differ" in output and "--batch-size 1" in output
+
+
+def test_a_later_misfit_is_named_before_training_or_skipped(tmp_path):
+    pairs(tmp_path / "data" / "train", [32, 32, 32, 40])  # 40 is no multiple of 32
+    args = ["--data", tmp_path / "data", "--preprocess", "none", "--batch-size", "1", *SMALL]
+    code, output = train(*args, "--out", tmp_path / "r1")
+    assert code == 1 and "3.png" in output and "Traceback" not in output
+    assert not (tmp_path / "r1" / "checkpoints").exists()  # stopped before training
+    code, output = train(*args, "--out", tmp_path / "r2", "--skip-bad")
+    assert code == 0, output
+
+
+def test_size_advice_applies_under_preprocess_none(tmp_path):
+    """Case 04: the advice works in that mode and does not suggest what the run uses."""
+    pairs(tmp_path / "data" / "train", [40, 40])
+    code, output = train("--data", tmp_path / "data", "--out", tmp_path / "run",
+                         "--preprocess", "none", *SMALL)  # fmt: skip
+    line = " ".join(output.split())
+    assert code == 1 and "with --preprocess none, images are used at their own size (40x40)" in line
+    assert "--depth 3" in line and "resize_and_crop" in line
+    assert "(unet_128" not in line and "crop size that is" not in line
+
+
+def test_crop_preprocessing_names_images_smaller_than_the_crop(tmp_path):
+    pairs(tmp_path / "data" / "train", [64, 64, 16])
+    args = ["--data", tmp_path / "data", "--preprocess", "crop", "--crop-size", "32", *SMALL]
+    code, output = train(*args, "--out", tmp_path / "run")
+    assert code == 1 and "2.png" in output and "smaller than the 32 px crops" in output
+    code, output = train(*args, "--out", tmp_path / "run2", "--skip-bad")
+    assert code == 0, output
