@@ -45,9 +45,18 @@ spec.loader.exec_module(import_graph)
 
 # bottom to top; a module may import from its own layer and the ones below it
 LAYERS = [
-    {"i2i.errors", "i2i.version"},
+    {"i2i.errors", "i2i.version", "i2i.files"},
     {"i2i.config", "i2i.registry"},
-    {"i2i.flags", "i2i.device", "i2i.kernels", "i2i.losses", "i2i.data", "i2i.nets"},
+    {
+        "i2i.flags",
+        "i2i.device",
+        "i2i.parallel",
+        "i2i.kernels",
+        "i2i.losses",
+        "i2i.data",
+        "i2i.nets",
+        "i2i.download",
+    },
     {"i2i.runs"},
     {"i2i.models"},
     {"i2i.infer"},

@@ -275,3 +275,30 @@ def test_evaluate_names_the_outputs_without_a_target(tmp_path):
         Image.new("RGB", (8, 8)).save(tmp_path / "fake" / f"{i if i < 3 else i + 10}.png")
     with pytest.raises(ConfigError, match=r"3 of 5 outputs in .*fake have a real image .*13\.png"):
         evaluate_folders(tmp_path / "real", tmp_path / "fake", EvalConfig(metrics=["l1"]))
+
+
+def test_per_class_iou_on_crafted_maps(tmp_path):
+    """Two classes, crafted: the output gets half of the road right and paints one land column
+    as road; IoU_road = 8 / (16 + 8) and IoU_land = 40 / (48 + 8) over the 8x8 image."""
+    from i2i.metrics.palette import Palette
+
+    palette_file = tmp_path / "p.yaml"
+    palette_file.write_text("land: [232, 228, 220]\nroad: [255, 255, 255]\n")
+    palette = Palette.read(palette_file)
+    target = np.full((8, 8, 3), (232, 228, 220), np.uint8)
+    target[:, :2] = 250  # a road two columns wide (near white, as JPEG noise leaves it)
+    output = np.full((8, 8, 3), (230, 230, 218), np.uint8)
+    output[:, :1] = 255  # half of the road
+    output[:, 7:] = 254  # and a road where there is land
+    as_tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None]  # noqa: E731
+    scorer = Scorer(["miou", "pixel_acc"], palette=palette)
+    scorer.add_pairs(as_tensor(output), as_tensor(target))
+    got = scorer.compute()
+    assert got["iou_road"] == pytest.approx(8 / 24)
+    assert got["iou_land"] == pytest.approx(40 / 56)
+    assert got["miou"] == pytest.approx((8 / 24 + 40 / 56) / 2)
+    with pytest.raises(ConfigError, match="--palette"):
+        Scorer(["miou"])
+    (tmp_path / "bad.yaml").write_text("land: [300, 0, 0]\nroad: [1, 2, 3]\n")
+    with pytest.raises(ConfigError, match="land: color must be"):
+        Palette.read(tmp_path / "bad.yaml")

@@ -60,3 +60,19 @@ def test_a_capped_run_extends_by_epochs_and_says_when_it_is_done(project, capsys
     out = capsys.readouterr().out  # 32 pairs at batch 1: one epoch is 32 steps
     assert "trained 32 steps in all, 30 of them now" in out
     assert "limit: 1 epochs (1 + 0 of lr decay) = 32 steps" in out
+
+
+def test_leftovers_of_killed_writes_are_cleaned_and_bad_folders_are_one_line(project, capsys):
+    run = project / "project" / "run"
+    (run / ".config.yaml.0123456789ab.i2i-tmp").write_text("half a con")
+    (run / "checkpoints" / ".tmp-step_00000009-deadbeef").mkdir()
+    (run / "samples").mkdir(exist_ok=True)
+    (run / "samples" / ".step_00000009.png.0123456789ab.i2i-tmp").write_bytes(b"\x89PNG")
+    assert main(["train", "--resume", str(run), "--max-steps", "3", "--no-progress"]) == 0
+    leftovers = [p for folder in (run, run / "checkpoints", run / "samples")
+                 for p in folder.iterdir() if p.name.startswith(".")]  # fmt: skip
+    assert leftovers == []
+    capsys.readouterr()
+    assert main(["train", "--data", "data", "--out", "/dev/null/run", *SMALL]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: /dev/null/run: Not a directory"]

@@ -177,3 +177,15 @@ def test_kept_memory_is_not_faulted_in_again():
         keep_freed_memory(True)  # as training sets it
     assert faults_by_default > 0
     assert faults_kept * 10 < faults_by_default, (faults_kept, faults_by_default)
+
+
+def test_crops_at_the_images_own_scale_are_cached_when_sizes_agree(synth_dir):
+    """--preprocess crop keeps each image's own size; one size for all is cached as it is."""
+    cfg = replace(tiny_config(synth_dir, Path("unused")).data, preprocess="crop", crop_size=24)
+    cached = PairedDataset(cfg, "train", train=True)
+    plain = PairedDataset(replace(cfg, cache=False), "train", train=True)
+    assert cached.cache is not None and cached.cache.images.shape[1:] == (6, 32, 32)
+    for key in [(0, 5), (3, 9), (0, 5)]:
+        a, b = cached[key], plain[key]
+        assert a["A"].shape == (3, 24, 24)
+        assert torch.equal(a["A"], b["A"]) and torch.equal(a["B"], b["B"])

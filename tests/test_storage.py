@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,35 +16,6 @@ from i2i.runs.storage import fetch_checkpoint
 from i2i.train.loop import train
 
 from .conftest import tiny_config
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 with a bucket; the environment points clients at it."""
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    patch = pytest.MonkeyPatch()
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-        "I2I_CACHE": str(tmp_path_factory.mktemp("cache")),
-    }.items():
-        patch.setenv(key, value)
-    import s3fs
-
-    s3fs.S3FileSystem.clear_instance_cache()
-    s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint}).mkdir("i2i-test")
-    yield endpoint
-    patch.undo()
-    server.stop()
 
 
 def test_train_to_s3_translate_from_s3_and_resume(s3: str, synth_dir: Path, tmp_path: Path):

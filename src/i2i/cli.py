@@ -96,8 +96,6 @@ def train_command(
     --set reaches all."""
     from i2i.train.options import new_config, resume_config
 
-    if devices is not None and devices > 1:
-        relaunch_under_torchrun(devices, flags.get("batch_size"), resume)
     if resume is not None:
         if config is not None or model is not None:
             raise ConfigError(
@@ -109,6 +107,13 @@ def train_command(
         if flags.get("data") is None and config is None:
             raise ConfigError("give the dataset with --data DIR (or a --config file)")
         cfg = new_config(config, model, flags, list(set_))
+    if devices is not None and devices > 1:
+        if cfg.train.batch_size % devices:  # before torchrun starts a process per device
+            raise ConfigError(
+                f"--batch-size {cfg.train.batch_size} is the global batch and must divide "
+                f"evenly among --devices {devices} processes; use a multiple of {devices}"
+            )
+        relaunch_under_torchrun(devices)
     from i2i.train.loop import train as run_training  # torch: only once the options are valid
 
     result = run_training(cfg, resume=resume is not None, progress=progress)
@@ -129,6 +134,14 @@ def train_command(
     else:
         typer.echo(f"\ntrained {result.step} steps in {result.seconds:.0f} s; run folder: {run}")
     typer.echo(f"  limit: {result.limit}")
+    if result.stopped_by:
+        why = (
+            "at the time limit" if result.stopped_by == "time limit" else f"by {result.stopped_by}"
+        )
+        typer.echo(
+            f"  stopped {why} at step {result.step}, with a checkpoint; continue with: "
+            f"i2i train --resume {run}"
+        )
     if "://" in cfg.train.out:
         typer.echo(f"  mirrored to {cfg.train.out} (checkpoints, config, logs, pictures)")
     typer.echo(f"  sample grid: {run / 'samples.png'}")
@@ -183,17 +196,9 @@ _train_entry.__doc__ = train_command.__doc__
 app.command("train")(user_errors(_train_entry))
 
 
-def relaunch_under_torchrun(devices: int, batch_size: int | None, resume: str | None) -> None:
+def relaunch_under_torchrun(devices: int) -> None:
     """Run this same command in ``devices`` processes under torchrun, which sets up and watches
-    them (and stops all if one fails); returns only through its exit status. A batch that
-    cannot be split among them is refused here, before any process starts."""
-    if resume is None:
-        batch = batch_size or 1
-        if batch % devices:
-            raise ConfigError(
-                f"--batch-size {batch} is the global batch and must divide evenly among "
-                f"--devices {devices} processes; use a multiple of {devices}"
-            )
+    them (and stops all if one fails); returns only through its exit status."""
     args, skip = [], False
     for arg in sys.argv[1:]:  # the command line without --devices
         if skip:
@@ -211,8 +216,10 @@ def relaunch_under_torchrun(devices: int, batch_size: int | None, resume: str | 
 @user_errors
 def translate(
     checkpoint: str = typer.Argument(..., help="Run folder, checkpoint folder or URL."),
-    inputs: list[Path] = typer.Argument(..., help="Image files and/or folders."),
-    out: Path = typer.Option(..., help="Folder, or a .zip written as it goes."),
+    inputs: list[str] = typer.Argument(
+        ..., help="Image files, folders, glob patterns or URLs (s3://bucket/tiles/)."
+    ),
+    out: str = typer.Option(..., help="Folder or URL (s3://...), or a .zip written as it goes."),
     direction: str = typer.Option(None, help="AtoB | BtoA (CycleGAN) [the training direction]"),
     limit: int = typer.Option(None, min=1, help="Translate at most this many inputs."),
     batch_size: int = typer.Option(8, min=1, help="Images per forward pass."),
@@ -229,13 +236,23 @@ def translate(
     max_pixels: int = typer.Option(
         None, min=1, help="Largest image to decode, pixels [179 M; 1 G with --tile]."
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Translate inputs whose output exists already too."
+    ),
+    devices: int = typer.Option(
+        None, min=1, help="Processes on this machine (one per GPU, or CPU cores split), torchrun."
+    ),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable images, warn."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Translate images of any size with a trained model or an exported .onnx file (into a
-    folder or a .zip); --tile for images too large for one pass."""
+    """Translate images of any size with a trained model or an exported .onnx file, into a
+    folder, a URL or a .zip; --tile for images too large for one pass. Outputs that exist are
+    skipped, so a killed run restarted with the same command finishes what is missing;
+    OUT/_manifest.jsonl records every input. --devices N (or torchrun) shares the inputs out."""
+    from i2i.infer.batch import MANIFEST, translate_files
     from i2i.infer.tiles import check_tiles, default_overlap
-    from i2i.infer.translator import BACKENDS, Translator, translate_files
+    from i2i.infer.translator import BACKENDS, Translator
+    from i2i.parallel import Processes, join_sharded, under_torchrun
 
     if input_half not in (None, "left", "right"):
         raise ConfigError(f"--input-half must be left or right, got {input_half!r}")
@@ -243,26 +260,58 @@ def translate(
         raise ConfigError(f"--format must be png or jpg, got {image_format!r}")
     if backend not in BACKENDS:
         raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if devices is not None and devices > 1:
+        if out.lower().endswith(".zip"):
+            raise ConfigError(
+                f"--out {out}: several processes cannot share one zip; --out a folder"
+            )
+        relaunch_under_torchrun(devices)
+    procs, threads = Processes(), None
+    if under_torchrun():
+        procs, device, threads = join_sharded(device)
     if tile is not None and overlap is None:
         overlap = default_overlap(tile)
-    translator = Translator.load(checkpoint, device, direction, backend)  # type: ignore[arg-type]
+    translator = Translator.load(checkpoint, device, direction, backend, threads)  # type: ignore[arg-type]
     if tile is not None:
         check_tiles(tile, overlap or 0, translator.size_multiple)
-    written = translate_files(
-        translator,
-        inputs,
-        out,
-        batch_size,
-        input_half,  # type: ignore[arg-type]
-        f".{image_format}",
-        skip_bad=skip_bad,
-        progress=progress,
-        limit=limit,
-        tile=tile,
-        overlap=overlap or 0,
-        max_pixels=max_pixels,
-    )
-    typer.echo(f"translated {len(written)} image(s) into {out}")
+    try:
+        written = translate_files(
+            translator,
+            inputs,
+            out,
+            batch_size,
+            input_half,  # type: ignore[arg-type]
+            f".{image_format}",
+            skip_bad=skip_bad,
+            progress=progress,
+            limit=limit,
+            tile=tile,
+            overlap=overlap or 0,
+            max_pixels=max_pixels,
+            overwrite=overwrite,
+            procs=procs,
+        )
+    finally:
+        if procs.world > 1:
+            from i2i.parallel import finish
+
+            finish(procs)
+    if not procs.main:
+        return  # process 0 reports
+    if procs.world > 1 or out.lower().endswith(".zip"):
+        typer.echo(f"translated into {out} in {procs.world} process(es)")
+    else:
+        typer.echo(f"translated {len(written)} image(s) into {out}")
+    if written.skipped:
+        typer.echo(f"  {written.skipped} already there, skipped (--overwrite redoes them)")
+    if written.pair_like:
+        typer.echo(
+            f"note: {written.pair_like} input(s) are twice as wide as high, like side-by-side "
+            "A|B pairs, and were translated whole; pass --input-half left (or right) to "
+            "translate one half"
+        )
+    counts = ", ".join(f"{n} {status}" for status, n in written.summary.items())
+    typer.echo(f"  {out}/{MANIFEST}: {counts}" if counts else "")
 
 
 @app.command()
@@ -317,6 +366,9 @@ def evaluate(
     threshold: float = typer.Option(
         5.0, min=0, max=255, help="pixel_acc: max channel difference, 8-bit."
     ),
+    palette: Path = typer.Option(
+        None, help="Palette of the targets' colours (YAML): per-class IoU and miou."
+    ),
     features: str = typer.Option("inception", help="inception | package.module:factory"),
     inception_weights: str = typer.Option(None, help="FID Inception weights file."),
     train_data: Path = typer.Option(None, help="Training images, for mifid."),
@@ -341,6 +393,7 @@ def evaluate(
         inception_weights=inception_weights,
         mifid_eps=mifid_eps,
         device=device,
+        palette=str(palette) if palette else None,
     )
     if checkpoint is not None:
         if data is None or real is not None or fake is not None:

@@ -371,6 +371,15 @@ NET_CONFIGS: dict[str, tuple[type[NetConfig], ...]] = {
 }
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> float:
+    """``"30m"``, ``"2h"``, ``"1800"`` or ``"90s"`` -> seconds; ConfigError otherwise."""
+    match = DURATION.fullmatch(text)
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"--time-limit {text!r}: give a duration such as 1800, 90s, 30m or 2h")
+    return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[(match.group(2) or "s").lower()]
 
 
 @dataclass
@@ -387,6 +396,10 @@ class TrainConfig(Section):
                                flag="epochs_decay", min=0, max=1_000_000)  # fmt: skip
     max_steps: int | None = option(None, "Stop after this many steps in all.", flag="max_steps",
                                    min=1)  # fmt: skip
+    time_limit: str | None = option(
+        None, "Train for this much time (1800, 30m, 2h), all sessions together: the lr schedule "
+        "is fitted to end there, with a final checkpoint.", flag="time_limit",
+    )  # fmt: skip
     batch_size: int = option(1, "Images per step, over all processes.", flag="batch_size",
                              min=1, max=65536)  # fmt: skip
     lr: float = option(2e-4, "Adam learning rate.", flag="lr", above=0, max=10)
@@ -431,6 +444,8 @@ class TrainConfig(Section):
             raise ConfigError("train.epochs + train.epochs_decay must be at least 1")
         if not DEVICE_PATTERN.fullmatch(self.device):
             raise ConfigError(f"train.device {self.device!r}: use auto, cpu, cuda or cuda:N")
+        if self.time_limit is not None:
+            parse_duration(self.time_limit)
 
 
 @dataclass

@@ -18,7 +18,8 @@ from i2i.config import (
 )
 from i2i.data.paired import PairedDataset
 from i2i.data.synth import write_synthetic
-from i2i.infer.translator import Translator, translate_files
+from i2i.infer.batch import translate_files
+from i2i.infer.translator import Translator
 from i2i.metrics.evaluate import evaluate_translator
 from i2i.models import Pix2Pix
 from i2i.train.loop import train

@@ -54,14 +54,25 @@ def check_shared_memory(nbytes: int) -> None:
 
 
 def prepared_cache(
-    enabled: bool, n: int, channels: int, size: int | None, workers: int | None
+    enabled: bool,
+    n: int,
+    channels: int,
+    size: int | None,
+    workers: int | None,
+    stored: set[tuple[int, int]] | None = None,
 ) -> PreparedCache | None:
     """A cache for ``n`` images of ``channels`` x ``size`` x ``size``, in shared memory when
-    ``workers`` processes load; None when caching is off or the images keep their own,
-    differing sizes (``preprocess: none``)."""
-    if not enabled or size is None:
+    ``workers`` processes load. Images that keep their own size (``size`` None: ``crop`` and
+    ``none`` preprocessing) are cached when they all have one size, ``stored`` = {(width,
+    height)}; None when caching is off or the sizes differ."""
+    if not enabled:
         return None
-    return PreparedCache(n, (channels, size, size), shared=bool(workers))
+    if size is not None:
+        return PreparedCache(n, (channels, size, size), shared=bool(workers))
+    if stored is not None and len(stored) == 1:
+        ((width, height),) = stored
+        return PreparedCache(n, (channels, height, width), shared=bool(workers))
+    return None
 
 
 def cached(

@@ -292,7 +292,9 @@ class PairedDataset(PixelDataset):
         self.channels = (cfg.input_nc, cfg.output_nc) if ab else (cfg.output_nc, cfg.input_nc)
         channels = cfg.input_nc + cfg.output_nc  # A and B stacked, one row per pair
         on = cfg.cache and train
-        self.cache = prepared_cache(on, len(self.reader), channels, self.size, cfg.num_workers)
+        self.cache = prepared_cache(
+            on, len(self.reader), channels, self.size, cfg.num_workers, set(self.stored_sizes())
+        )
 
     def __len__(self) -> int:
         return len(self.reader)

@@ -98,8 +98,12 @@ class UnpairedDataset(PixelDataset):
         self.cfg, self.train = cfg, train
         self.size = size = prepared_size(cfg, train)
         on, workers = cfg.cache and train, cfg.num_workers
-        self.cache_a = prepared_cache(on, len(self.a), cfg.input_nc, size, workers)
-        self.cache_b = prepared_cache(on, len(self.b), cfg.output_nc, size, workers)
+        self.cache_a = prepared_cache(
+            on, len(self.a), cfg.input_nc, size, workers, set(self.a.stored_sizes())
+        )
+        self.cache_b = prepared_cache(
+            on, len(self.b), cfg.output_nc, size, workers, set(self.b.stored_sizes())
+        )
 
     def __len__(self) -> int:
         return max(len(self.a), len(self.b))

@@ -13,30 +13,22 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from i2i.data.images import (
-    Picture,
     array_to_pil,
-    crop,
-    list_images,
     match_channels,
-    open_image,
-    picture_size,
     pil_to_array,
     uint_array_to_float,
 )
-from i2i.errors import BadImageError, CheckpointError, ConfigError, DataError, InputNotFound
+from i2i.errors import BadImageError, CheckpointError, ConfigError
 from i2i.infer.onnx import OnnxGenerator, cached_export, export_bytes
 from i2i.infer.tiles import translate_tiled
-from i2i.infer.writers import ImageWriter
 from i2i.runs.card import ModelCard
 from i2i.runs.checkpoint import load_network, read_card, resolve_checkpoint
 from i2i.version import __version__
@@ -134,19 +126,22 @@ class Translator:
         device: str = "auto",
         direction: str | None = None,
         backend: Backend | Literal["auto"] = "torch",
+        threads: int | None = None,
     ) -> Translator:
         """Load the network that translates ``direction`` (default: the training direction).
         ``backend="onnxruntime"`` exports it to ONNX (once per checkpoint: the export is cached,
         see ``cached_export``) and runs that on the CPU; a ``.onnx`` file made by ``i2i export``
         loads with that backend directly. ``"auto"`` picks the fastest available: PyTorch on
         CUDA, else ONNX Runtime when installed (the ``serve`` extra; 1.2-1.4x PyTorch's
-        images/s on a 2-core CPU, ``benchmarks/infer_speed.py``)."""
+        images/s on a 2-core CPU, ``benchmarks/infer_speed.py``). ``threads``: ONNX Runtime's
+        CPU threads (None: all cores). Raises CheckpointError for a missing, foreign or
+        damaged checkpoint, ConfigError for an unknown backend."""
         if backend not in BACKENDS:
             raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if backend == "auto":
             backend = fastest_backend(device)
         if str(path).endswith(".onnx"):
-            onnx_net = OnnxGenerator(path)
+            onnx_net = OnnxGenerator(path, threads)
             return cls(onnx_net, "cpu", onnx_net.in_channels, onnx_net.metadata)
         ckpt = resolve_checkpoint(path)
         card = read_card(ckpt)
@@ -171,7 +166,7 @@ class Translator:
                 {"net": net_name, "spec": spec.to_json(), "metadata": meta, "i2i": __version__},
                 lambda: export_bytes(generator(), spec.in_channels, meta),
             )
-            return cls(OnnxGenerator(model), "cpu", spec.in_channels, meta)
+            return cls(OnnxGenerator(model, threads), "cpu", spec.in_channels, meta)
         # imported here for start-up speed: the ONNX Runtime path above never imports torch
         from i2i.device import pick_device
         from i2i.kernels import cpu_kernels_enabled, use_cpu_kernels
@@ -314,136 +309,3 @@ def unit_tensor(image: torch.Tensor) -> torch.Tensor:
             "uint8 tensor for 0..255, or scale to [0, 1]",
         )
     return image.detach().float().clamp(0, 1)
-
-
-def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files as given, folders as the images directly inside them."""
-    files: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            files += list_images(p)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise InputNotFound(f"{p}: no such file or folder")
-    return files
-
-
-# the pixel budget of one image translated in tiles: 1 GP, 3 GiB as 8-bit RGB (--max-pixels)
-TILED_MAX_PIXELS = 2**30
-
-
-def open_input(path: Path, half: Half | None, budget: int | None = None) -> Picture:
-    """An input image as viewers show it (``open_image``), or its ``half`` of an A|B pair;
-    ``budget``: its most pixels (default ``max_pixels()``)."""
-    im = open_image(path, budget)
-    if half is not None:
-        w, h = picture_size(im)
-        im = crop(im, (0, 0, w // 2, h) if half == "left" else (w // 2, 0, w, h))
-    return im
-
-
-def translate_files(
-    translator: Translator,
-    inputs: Iterable[str | Path],
-    out: str | Path,
-    batch_size: int = 8,
-    half: Half | None = None,
-    suffix: str = ".png",
-    skip_bad: bool = False,
-    progress: bool = True,
-    limit: int | None = None,
-    tile: int | None = None,
-    overlap: int = 64,
-    max_pixels: int | None = None,
-) -> list[str]:
-    """Translate image files and folders into ``out``: a folder, or a ``.zip`` written as it
-    goes (memory stays bounded by one batch). Outputs keep each input's stem with ``suffix``;
-    ``limit`` stops after that many inputs. With ``tile``, each image is translated in
-    overlapping tiles (see ``i2i.infer.tiles``), however large. Returns the names written."""
-    files = expand_inputs(inputs)[:limit]
-    if translator.backend == "torch" and str(translator.device) == "cpu":
-        from i2i.device import keep_freed_memory  # imports torch, loaded already on this path
-
-        keep_freed_memory()  # each batch reuses the last one's memory: no fresh page faults
-    stems = [f.stem for f in files]
-    dupes = {s for s in stems if stems.count(s) > 1}
-    if dupes:
-        raise DataError(f"several inputs would be written as {sorted(dupes)[:5]} in {out}")
-    written: list[str] = []
-    with (
-        ImageWriter(out) as writer,
-        tqdm(total=len(files), disable=not progress, unit="img") as bar,
-    ):
-        # .npy arrays (tiled only): memory-mapped in and out, for images beyond RAM
-        for f in [f for f in files if tile and f.suffix == ".npy"]:
-            if writer.zip is not None:
-                raise DataError(f"{f}: .npy inputs are written as .npy files; --out a folder")
-            source = np.load(f, mmap_mode="r", allow_pickle=False)
-            translate_tiled(translator, source, tile or 0, overlap, batch_size,
-                            out=writer.out / f"{f.stem}.npy")  # fmt: skip
-            written.append(f"{f.stem}.npy")
-            bar.update(1)
-        files = [f for f in files if not (tile and f.suffix == ".npy")]
-        # tiled: one image at a time, each cut into tiles; else batches of whole images.
-        # Threads decode the next batch and encode the previous results while the network runs
-        # (decoding and PNG/JPEG encoding release the GIL), so the device is not kept waiting.
-        chunks = iter(batched(files, 1 if tile else batch_size))
-
-        def read(chunk: list[Path]) -> tuple[list[Picture], list[Path]]:
-            images, kept = [], []
-            for f in chunk:
-                try:
-                    budget = max_pixels or (TILED_MAX_PIXELS if tile else None)
-                    images.append(open_input(f, half, budget))
-                    kept.append(f)
-                except BadImageError as exc:
-                    if not skip_bad:
-                        raise BadImageError(
-                            exc.path, f"{exc.problem}; pass --skip-bad to skip it"
-                        ) from None
-                    tqdm.write(f"skipped {exc}")
-            return images, kept
-
-        def write(kept: list[Path], results: list[np.ndarray], n: int) -> None:
-            for f, result in zip(kept, results, strict=True):
-                written.append(writer.write(f.stem + suffix, array_to_pil(result)))
-            bar.update(n)
-
-        with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as encoder:
-            chunk = next(chunks, None)
-            ahead = reader.submit(read, chunk) if chunk else None
-            writing: Future[None] | None = None
-            while chunk is not None and ahead is not None:
-                images, kept = ahead.result()
-                n, chunk = len(chunk), next(chunks, None)
-                ahead = reader.submit(read, chunk) if chunk else None
-                if tile:
-                    results = [
-                        translate_tiled(translator, im, tile, overlap, batch_size) for im in images
-                    ]
-                else:
-                    arrays = [
-                        pil_to_array(im, translator.input_channels, f)
-                        for im, f in zip(images, kept, strict=True)
-                    ]
-                    results = translator.translate_arrays(arrays, batch_size)
-                if writing is not None:
-                    writing.result()  # in order, one batch at a time (a zip takes one writer)
-                writing = encoder.submit(write, kept, results, n)
-            if writing is not None:
-                writing.result()
-    return written
-
-
-def batched(items: Iterable[T], n: int) -> Iterator[list[T]]:
-    """Lists of ``n`` items (the last may be shorter); ``itertools.batched`` from Python 3.12."""
-    chunk: list[T] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == n:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -33,12 +33,14 @@ from i2i.data.unpaired import locate_unpaired
 from i2i.device import pick_device
 from i2i.errors import ConfigError, DataError, InputNotFound
 from i2i.files import atomic_path, write_text_atomic
+from i2i.infer.batch import batched
 from i2i.infer.grid import sample_grid
 from i2i.infer.sample import load_generator
-from i2i.infer.translator import Translator, batched
+from i2i.infer.translator import Translator
 from i2i.metrics.features import FeatureExtractor, FeatureWeightsMissing, build_extractor
 from i2i.metrics.names import DESCRIPTIVE, DISTRIBUTION, LOWER_IS_BETTER, PAIRED, check_metrics
 from i2i.metrics.paired import LPIPS, to_uint8
+from i2i.metrics.palette import Palette
 from i2i.metrics.scorer import Scorer
 from i2i.models import MODELS, data_kind
 from i2i.runs.checkpoint import read_card, resolve_checkpoint
@@ -57,6 +59,7 @@ class EvalConfig:
     mifid_eps: float = 0.1
     kid_subset_size: int = 1000
     device: str = "auto"
+    palette: str | None = None  # a palette file: per-class IoU (miou) of palette-style targets
 
     def __post_init__(self) -> None:
         if self.metrics is not None:
@@ -138,8 +141,12 @@ def make_scorer(
     auto = cfg.metrics is None
     if auto:
         names = list(PAIRED if paired_data else ()) + list(DISTRIBUTION) + list(DESCRIPTIVE)
+        if cfg.palette is None and "miou" in names:
+            names.remove("miou")  # per-class IoU needs the palette of the targets
     else:
         names = list(cfg.metrics or [])
+    if cfg.palette is not None and paired_data and "miou" not in names:
+        names.append("miou")
     if not paired_data:
         asked = [n for n in names if n in PAIRED]
         if asked and not auto:
@@ -175,6 +182,7 @@ def make_scorer(
         pixel_threshold=cfg.pixel_threshold,
         mifid_eps=cfg.mifid_eps,
         kid_subset_size=cfg.kid_subset_size,
+        palette=Palette.read(cfg.palette) if cfg.palette else None,
     )
     return scorer, notes
 

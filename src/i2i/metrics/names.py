@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from i2i.errors import ConfigError
 
-PAIRED = ("l1", "rmse", "psnr", "ssim", "pixel_acc", "lpips")
+PAIRED = ("l1", "rmse", "psnr", "ssim", "pixel_acc", "lpips", "miou")  # miou: with a palette
 DISTRIBUTION = ("fid", "kid", "is", "precision", "recall", "mifid")
 DESCRIPTIVE = ("colorfulness",)  # of the outputs alone (and of the real images, for comparison)
 METRICS = PAIRED + DISTRIBUTION + DESCRIPTIVE

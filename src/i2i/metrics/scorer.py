@@ -13,11 +13,13 @@ from collections.abc import Sequence
 
 import torch
 
+from i2i.errors import ConfigError
 from i2i.metrics import distribution as dist
 from i2i.metrics import paired
 from i2i.metrics.colorfulness import colorfulness
 from i2i.metrics.features import FeatureExtractor, Features, resize_for_features
 from i2i.metrics.names import DISTRIBUTION, PAIRED, check_metrics
+from i2i.metrics.palette import Palette, PaletteIoU
 
 
 class Scorer:
@@ -29,8 +31,12 @@ class Scorer:
         pixel_threshold: float = 5.0,
         mifid_eps: float = 0.1,
         kid_subset_size: int = 1000,
+        palette: Palette | None = None,
     ) -> None:
         self.metrics = check_metrics(metrics)
+        if "miou" in self.metrics and palette is None:
+            raise ConfigError("miou needs a palette of the targets' colours: --palette FILE")
+        self.palette_iou = PaletteIoU(palette) if palette and "miou" in self.metrics else None
         wants_features = any(m in DISTRIBUTION for m in self.metrics)
         if wants_features and extractor is None:
             raise ValueError("distribution metrics need a feature extractor")
@@ -41,7 +47,9 @@ class Scorer:
         self.pixel_threshold = pixel_threshold
         self.mifid_eps = mifid_eps
         self.kid_subset_size = kid_subset_size
-        self.per_image: dict[str, list[torch.Tensor]] = {m: [] for m in self.metrics if m in PAIRED}
+        self.per_image: dict[str, list[torch.Tensor]] = {
+            m: [] for m in self.metrics if m in PAIRED and m != "miou"
+        }
         # colourfulness of each output and each real image, when asked for
         self.colorful: dict[str, list[torch.Tensor]] | None = None
         if "colorfulness" in self.metrics:
@@ -58,6 +66,8 @@ class Scorer:
             raise ValueError(f"output {tuple(fake.shape)} and target {tuple(real.shape)} differ")
         for name, values in self.per_image.items():
             values.append(self._paired(name, fake, real).cpu())
+        if self.palette_iou is not None:
+            self.palette_iou.add(fake, real)
         self.add_fakes(fake)
         self.add_reals(real)
 
@@ -91,6 +101,8 @@ class Scorer:
         for name, values in (self.colorful or {}).items():
             if values:
                 out[name] = float(torch.cat(values).mean())
+        if self.palette_iou is not None:
+            out.update(self.palette_iou.compute())
         if self.extractor is None:
             return out
         wants = set(self.metrics)

@@ -47,7 +47,8 @@ def cache_dir(kind: str, url: str) -> Path:
     return cache_root() / kind / digest
 
 
-def _fs(url: str) -> tuple[Any, str]:
+def url_fs(url: str) -> tuple[Any, str]:
+    """(fsspec filesystem, path in it) of ``url``; ConfigError without the storage extra."""
     try:
         import fsspec
     except ImportError:  # pragma: no cover - depends on the install
@@ -60,7 +61,7 @@ def _fs(url: str) -> tuple[Any, str]:
 
 def fetch_checkpoint(url: str, with_trainer: bool = False) -> Path:
     """Download the checkpoint ``url`` names (a checkpoint, a run, or a pointer) to the cache."""
-    fs, path = _fs(url)
+    fs, path = url_fs(url)
     candidates = [path] if fs.exists(f"{path}/{CARD}") else []
     if not candidates:
         for pointer in (path, f"{path}/{LATEST}", f"{path}/checkpoints/{LATEST}"):
@@ -90,7 +91,7 @@ class RunMirror:
 
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
-        self.fs, self.path = _fs(url)
+        self.fs, self.path = url_fs(url)
         self.local = cache_dir("runs", self.url)
         self.uploaded: dict[str, tuple[int, int]] = {}  # run-folder file -> (size, mtime)
 

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, default_collate
 from tqdm import tqdm
 
 from i2i import parallel
-from i2i.config import RunConfig, to_dict
+from i2i.config import RunConfig, parse_duration, to_dict
 from i2i.data.build import Pixels, open_datasets
 from i2i.data.paired import EpochBatchSampler, steps_per_epoch
 from i2i.data.transforms import PixelDataset, network_range, size_rule
@@ -48,6 +48,7 @@ from i2i.runs.layout import CONFIG, LATEST
 from i2i.runs.storage import RunMirror, is_url
 from i2i.train import distributed
 from i2i.train.accel import accelerate, autocast, loader_workers, to_device
+from i2i.train.budget import Budget, StopSignals, lr_fraction
 from i2i.train.evaluation import TrainingEvaluator
 from i2i.train.monitor import RunMonitor, plot_loss_curves
 from i2i.train.options import absolute_root
@@ -66,6 +67,7 @@ class TrainResult:
     main: bool = True  # the process that reports (rank 0 under torchrun)
     start_step: int = 0  # where a resumed run started
     limit: str = ""  # what ends the run: "--max-steps N" or the epochs schedule
+    stopped_by: str = ""  # what ended it early: "SIGINT", "SIGTERM", "time limit"
 
 
 def lr_factor(step: int, steps_per_epoch: int, epochs: int, epochs_decay: int) -> float:
@@ -95,6 +97,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     """Train (or, with ``resume``, continue) the run ``cfg`` describes; see the module
     docstring. Raises UserErrors (RunExistsError, ConfigError, DataError, TrainingDiverged
     ...) whose messages say what to do."""
+    session_started = time.perf_counter()  # a time limit counts data loading too
     cfg = absolute_root(cfg)  # config.yaml records where the data is, from anywhere
     dest = cfg.train.out
     mirror = RunMirror(dest) if is_url(dest) else None  # object storage: work in a local cache
@@ -161,6 +164,11 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         if device.type == "cuda" and state["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     start_step = step
+    spent = float(state.get("seconds", 0.0)) if resume else 0.0  # earlier sessions' time
+    budget = None
+    if cfg.train.time_limit is not None:
+        budget = Budget(parse_duration(cfg.train.time_limit), spent, session_started)
+        limit = f"--time-limit {cfg.train.time_limit} (at most {limit})"
     if procs.world > 1:
         distributed.share_start(model)
         torch.manual_seed(cfg.train.seed + procs.rank + step)  # own dropout masks per process
@@ -188,6 +196,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         if not procs.main:  # process 0 writes the run folder
             return ckpt_root / f"step_{step:08d}"
         check_finite_weights(model, step, ckpt_root)
+        writing = time.perf_counter()
         saved = save_checkpoint(
             ckpt_root,
             f"step_{step:08d}",
@@ -195,6 +204,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
             model_card(model, cfg, step),
             trainer_state={
                 "step": step,
+                "seconds": spent + time.perf_counter() - session_started,
                 **update.state_dict(),
                 "model": model.train_state(),
                 "rng": {
@@ -206,6 +216,8 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         )
         if mirror:
             mirror.push(saved)
+        if budget is not None:
+            budget.measured_save(time.perf_counter() - writing)
         return saved
 
     def evaluate() -> None:
@@ -236,6 +248,12 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     losses: dict[str, float] = {}
     unread: list[dict[str, torch.Tensor]] = []  # losses of the steps since the last read
     started, steps_done = time.perf_counter(), 0
+    stop = StopSignals()
+    stopped_by = ""  # what ended the run early: a signal's name or "time limit"
+    schedule_end = total_steps  # with a time limit, where the lr schedule ends (estimated)
+    constant_share = cfg.train.epochs / total_epochs
+    if budget is not None and budget.left() <= budget.reserve:
+        total_steps, stopped_by = step, "time limit"  # resumed with no time left
     bar = tqdm(
         total=total_steps,
         initial=step,
@@ -245,6 +263,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         mininterval=0.5,
     )
     try:
+        stop.install()
         loader = DataLoader(
             Pixels(train_set),  # 8-bit batches, mapped to [-1, 1] on the device
             batch_sampler=EpochBatchSampler(
@@ -263,9 +282,13 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         )
         for batch in loader:
             epoch = step // epoch_steps
-            lr = cfg.train.lr * lr_factor(
-                step, epoch_steps, cfg.train.epochs, cfg.train.epochs_decay
-            )
+            if budget is None:
+                lr = cfg.train.lr * lr_factor(
+                    step, epoch_steps, cfg.train.epochs, cfg.train.epochs_decay
+                )
+            else:  # the schedule ends where the time does
+                schedule_end = budget.total_steps(step, total_steps)
+                lr = cfg.train.lr * lr_fraction(step / schedule_end, constant_share)
             for optimizer in update.optimizers.values():
                 for group in optimizer.param_groups:
                     group["lr"] = lr
@@ -275,8 +298,14 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
             unread.append(out)
             step += 1
             steps_done += 1
+            if budget is not None:
+                budget.observe(step)
+                bar.total = schedule_end
+                bar.set_description(f"{budget.elapsed() / 60:.0f}/{budget.limit / 60:.0f} min")
             bar.update(1)
-            last = step == total_steps
+            if procs.world == 1 or step % cfg.train.log_every == 0:  # the same steps everywhere
+                stopped_by = stopped_by or stop_reason(stop, budget, procs, device)
+            last = step == total_steps or bool(stopped_by)
             logs = step % cfg.train.log_every == 0 or last
             draws = step % cfg.train.image_every == 0
             eval_every = cfg.train.eval_every
@@ -311,6 +340,8 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
             if saves:
                 checkpoint()
                 last_saved = step
+            if stopped_by:
+                break
         final = checkpoint() if last_saved != step else ckpt_root / f"step_{step:08d}"
         samples()
         if monitor:
@@ -320,11 +351,27 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
         elapsed = time.perf_counter() - started
         log.info("finished at step %d in %.1f s; checkpoint %s", step, elapsed, final)
     finally:
+        stop.uninstall()
         bar.close()
         if monitor:
             monitor.close()
         parallel.finish(procs)
-    return TrainResult(run_dir, final, step, elapsed, losses, procs.main, start_step, limit)
+    return TrainResult(
+        run_dir, final, step, elapsed, losses, procs.main, start_step, limit, stopped_by
+    )
+
+
+def stop_reason(
+    stop: StopSignals, budget: Budget | None, procs: parallel.Processes, device: torch.device
+) -> str:
+    """Why to stop after this step ("" to go on): a signal, or the time limit. Under torchrun
+    every process stops at the same step (the reasons are gathered, at logging steps)."""
+    reason = stop.requested or ("time limit" if budget is not None and budget.exhausted() else "")
+    if procs.world == 1:
+        return reason
+    flag = torch.tensor([1.0 if reason else 0.0], device=device)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    return reason or ("stopped by another process" if flag.item() else "")
 
 
 def check_batch_sizes(train_set: PixelDataset, cfg: RunConfig) -> None:
