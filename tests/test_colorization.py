@@ -28,7 +28,7 @@ from i2i.config import (
 )
 from i2i.data.build import open_datasets
 from i2i.data.synth import make_pair
-from i2i.data.unconditional import ImageDataset, ImagePairs
+from i2i.data.unconditional import GrayPairs, ImageDataset
 from i2i.errors import CheckpointError
 from i2i.metrics.colorfulness import colorfulness
 from i2i.metrics.evaluate import (
@@ -167,7 +167,7 @@ class ZeroChroma:
 def test_a_tiny_model_beats_predicting_no_colour_on_held_out_images(run: Path, shapes: Path):
     metrics = ["psnr", "ssim", "colorfulness"]
     report = evaluate_checkpoint(run, shapes, EvalConfig(metrics, device="cpu"), progress=False)
-    val = ImagePairs(ImageDataset(DataConfig(root=str(shapes), crop_size=32), False, "val"))
+    val = GrayPairs(ImageDataset(DataConfig(root=str(shapes), crop_size=32), False, "val"))
     baseline = Scorer(metrics)
     score_translations(ZeroChroma(), val, baseline, 32, len(val))
     base = baseline.compute()

@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 from i2i.config import DataConfig
 from i2i.data.paired import PairedDataset, open_split
 from i2i.data.transforms import PixelDataset, SizeRule
-from i2i.data.unconditional import ImageDataset, ImagePairs, image_split
+from i2i.data.unconditional import GrayPairs, ImageDataset, image_split
 from i2i.data.unpaired import UnpairedDataset, open_unpaired
 
 AnyDataset = PairedDataset | UnpairedDataset | ImageDataset
@@ -55,11 +55,11 @@ def open_datasets(
     raise ValueError(f"unknown data kind {kind!r}")
 
 
-def scored_pairs(cfg: DataConfig, split: str, kind: str) -> PairedDataset | ImagePairs | None:
+def scored_pairs(cfg: DataConfig, split: str, kind: str) -> PairedDataset | GrayPairs | None:
     """The (input, target) pairs a translation model is scored on in ``split``, prepared for
     evaluation, or None when the data has no such split: paired data's pairs, or, for a model
-    that learns from images (colorization), each image of the split paired with itself."""
+    that learns from images (colorization), each image of the split with its gray as input."""
     if kind == "images":
         has_split = image_split(cfg.root, split) is not None
-        return ImagePairs(ImageDataset(cfg, False, split)) if has_split else None
+        return GrayPairs(ImageDataset(cfg, False, split)) if has_split else None
     return open_split(cfg, split, False)

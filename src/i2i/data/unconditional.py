@@ -20,6 +20,7 @@ from i2i.data.cache import cached, prepared_cache
 from i2i.data.images import DataError, apply_rule, match_channels
 from i2i.data.transforms import PixelDataset, SizeRule, augment, prepare, prepared_size
 from i2i.data.unpaired import ImageFolder
+from i2i.nets.colorizer import zero_chroma
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -122,10 +123,10 @@ class ImageDataset(PixelDataset):
         return {"image": img}
 
 
-class ImagePairs:
-    """Each image of ``images`` paired with itself, ``{"A": image, "B": image}`` (CxHxW in
-    [-1, 1]): what a translation model that makes its own input from each image (colorization)
-    is scored on. ``raw_target`` gives the stored image, as ``PairedDataset.raw_target``."""
+class GrayPairs:
+    """Colour images as (gray, colour) pairs, ``{"A": its gray, "B": image}`` (3xHxW in
+    [-1, 1]; the gray has the image's CIE L and no chroma): what colorization is scored on.
+    ``raw_target`` gives the stored image, as ``PairedDataset.raw_target``."""
 
     def __init__(self, images: ImageDataset) -> None:
         self.images, self.cfg = images, images.cfg
@@ -135,7 +136,7 @@ class ImagePairs:
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         image = self.images[index]["image"]
-        return {"A": image, "B": image}
+        return {"A": zero_chroma(image[None])[0], "B": image}
 
     def raw_target(self, index: int) -> np.ndarray:
         return self.images.load(index)

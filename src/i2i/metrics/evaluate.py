@@ -28,7 +28,7 @@ from i2i.config import DataConfig
 from i2i.data.build import scored_pairs
 from i2i.data.images import list_images, read_with_hint
 from i2i.data.paired import PairedDataset, locate
-from i2i.data.unconditional import ImageDataset, ImagePairs
+from i2i.data.unconditional import GrayPairs, ImageDataset
 from i2i.data.unpaired import locate_unpaired
 from i2i.device import pick_device
 from i2i.errors import ConfigError, DataError, InputNotFound
@@ -231,7 +231,7 @@ def evaluate_checkpoint(
     pairs = scored_pairs(data_cfg, cfg.split, kind)
     whole = pairs is None and kind == "images"  # a folder of images without split folders
     if whole:
-        pairs = ImagePairs(ImageDataset(data_cfg, False))
+        pairs = GrayPairs(ImageDataset(data_cfg, False))
     scorer, notes = make_scorer(cfg, pairs is not None, train_images is not None, extractor)
     if whole:
         notes.append(f"{data} has no '{cfg.split}' folder: scored the images in it")
@@ -262,7 +262,7 @@ def evaluate_checkpoint(
 
 def score_translations(
     translator: Any,
-    dataset: PairedDataset | ImagePairs,
+    dataset: PairedDataset | GrayPairs,
     scorer: Scorer,
     size: int,
     n: int,
@@ -407,7 +407,7 @@ def _from_net(x: torch.Tensor) -> torch.Tensor:
 
 def evaluate_translator(
     translator: Any,
-    dataset: PairedDataset | ImagePairs,
+    dataset: PairedDataset | GrayPairs,
     metrics: Sequence[str] = ("l1", "rmse", "pixel_acc"),
     size: int | None = None,
     limit: int | None = None,
