@@ -1,68 +1,84 @@
-"""Evaluate a photo -> map run on the maps val split with the literature's protocol.
+"""Score a photo -> map run on the maps val split, next to the constant-colour floor.
 
-    python benchmarks/maps_eval.py RUN_DIR [--data ../shared/data/maps] [--grid OUT.png]
+    python benchmarks/maps_eval.py RUN_DIR [--data ../shared/data/maps] [--json out.json]
+        [--grid OUT.png]
 
-Prints per-pixel accuracy and RMSE (GcGAN protocol: output and target resized to 256x256;
-a pixel is correct when max(|dR|, |dG|, |dB|) < 5), next to the floor that a constant image of
-the median map colour (232, 228, 223) scores, and writes a grid of val translations.
+The protocol of ``../shared/data/README.md`` (GcGAN): output and target at 256x256, per-pixel
+accuracy (largest channel difference below 5 levels) and RMSE, plus per-class IoU of the map
+palette (``experiments/palettes/maps.yaml``: land, water, park, road, highway; every pixel to
+the nearest colour, intersection and union summed over the 100 images). The model translates
+each val photo as its run prepared evaluation images (resized to the training crop, or, with
+``--preprocess crop``, at the photo's own scale). The floor is a constant image of the median
+map colour (232, 228, 223); report figures next to it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.utils import save_image
+from PIL import Image
 
-import i2i
-from i2i.data.paired import PairedDataset
-from i2i.infer.grid import sample_grid
-from i2i.metrics.evaluate import evaluate_translator
+from i2i.metrics.evaluate import EvalConfig, evaluate_checkpoint
 from i2i.metrics.paired import pixel_accuracy, rmse, to_uint8
+from i2i.metrics.palette import Palette, PaletteIoU
 from i2i.runs.checkpoint import read_card, resolve_checkpoint
+
+PALETTE = Path(__file__).parent.parent / "experiments" / "palettes" / "maps.yaml"
+FLOOR = (232, 228, 223)
+
+
+def floor_scores(data: Path, palette: Palette, size: int = 256) -> dict[str, float]:
+    """The constant-colour image's scores against the val targets."""
+    files = sorted((data / "val").iterdir(), key=lambda p: int(p.stem) if p.stem.isdigit() else 0)
+    ious, accs, errors = PaletteIoU(palette), [], []
+    for path in files:
+        pair = Image.open(path).convert("RGB")
+        w, h = pair.size
+        target = to_uint8_image(pair.crop((w // 2, 0, w, h)), size)[None]
+        floor = torch.tensor(FLOOR, dtype=torch.uint8).view(1, 3, 1, 1).expand_as(target)
+        accs.append(pixel_accuracy(floor, target))
+        errors.append(rmse(floor, target))
+        ious.add(floor.contiguous(), target)
+    return {"pixel_acc": float(torch.cat(accs).mean()), "rmse": float(torch.cat(errors).mean()),
+            **ious.compute()}  # fmt: skip
+
+
+def to_uint8_image(image: Image.Image, size: int) -> torch.Tensor:
+    return torch.from_numpy(to_uint8(np.asarray(image, np.float32) / 255, size)).permute(2, 0, 1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="run folder or checkpoint folder")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/maps"))
-    parser.add_argument("--grid", type=Path, default=None, help="write a val grid PNG here")
-    args = parser.parse_args()  # --data: paired (val/) or unpaired (valA/ + valB/) maps
-
-    cfg = read_card(resolve_checkpoint(args.run)).run_config().data  # a run or one checkpoint
-    cfg.root = str(args.data)
-    val = PairedDataset(cfg, "val", train=False)
-    model = i2i.load(args.run)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--grid", type=Path, default=None, help="write the val gallery here")
+    args = parser.parse_args()
+    palette = Palette.read(PALETTE)
+    card = read_card(resolve_checkpoint(args.run))
+    cfg = EvalConfig(metrics=["pixel_acc", "rmse", "miou"], size=256, palette=str(PALETTE))
     started = time.perf_counter()
-    scores = evaluate_translator(model, val, ["pixel_acc", "rmse"], size=256)
+    report = evaluate_checkpoint(args.run, args.data, cfg, progress=False)
     seconds = time.perf_counter() - started
-
-    floor = np.empty((256, 256, 3), np.uint8)
-    floor[:] = (232, 228, 223)
-    targets = torch.stack(
-        [torch.from_numpy(to_uint8(val.raw_target(i), 256)) for i in range(len(val))]
-    ).permute(0, 3, 1, 2)
-    floors = torch.from_numpy(floor).permute(2, 0, 1).expand_as(targets)
-    floor_acc = float(pixel_accuracy(floors, targets).mean())
-    floor_rmse = float(rmse(floors, targets).mean())
-
-    print(f"maps val, {len(val)} images, direction {cfg.direction}, model {args.run}")
-    print(f"{'':24s}{'pixel acc':>10s}{'RMSE':>8s}")
-    print(f"{'model':24s}{scores['pixel_acc']:10.3f}{scores['rmse']:8.2f}")
-    print(f"{'constant-colour floor':24s}{floor_acc:10.3f}{floor_rmse:8.2f}")
-    print(f"evaluation took {seconds:.1f} s on {model.device}")
-
+    floor = floor_scores(args.data, palette)
+    names = ["pixel_acc", "rmse", "miou", *(f"iou_{n}" for n in palette.names)]
+    print(f"maps val, {report.count} images, model {args.run} ({card.model}, step {card.step})")
+    print("| | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
+    for label, scores in (("model", report.metrics), ("constant-colour floor", floor)):
+        print(f"| {label} | " + " | ".join(f"{scores[n]:.3f}" for n in names) + " |")
+    print(f"evaluation took {seconds:.1f} s")
     if args.grid:
-        items = [val[i] for i in range(6)]
-        inputs = torch.stack([it["A"] for it in items])
-        with torch.no_grad():
-            outputs = model.translate_tensor(inputs).cpu()
-        grid = sample_grid([inputs, outputs, torch.stack([it["B"] for it in items])])
-        save_image(grid, args.grid)
-        print(f"grid (input | output | target): {args.grid}")
+        report.gallery.save(args.grid)
+        print(f"gallery (input | output | target): {args.grid}")
+    if args.json:
+        result = {"run": str(args.run), "model": report.metrics, "floor": floor,
+                  "seconds": seconds}  # fmt: skip
+        args.json.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

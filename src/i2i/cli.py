@@ -82,6 +82,15 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def domain_folders(domain_a: Path | None, domain_b: Path | None) -> tuple[Path, Path] | None:
+    """``--domain-a`` and ``--domain-b``, which go together."""
+    if domain_a is None and domain_b is None:
+        return None
+    if domain_a is None or domain_b is None:
+        raise ConfigError("--domain-a and --domain-b go together: give both folders")
+    return domain_a, domain_b
+
+
 def train_command(
     model: str | None,
     config: Path | None,
@@ -104,8 +113,11 @@ def train_command(
             )
         cfg = resume_config(resume, flags, list(set_))
     else:
-        if flags.get("data") is None and config is None:
-            raise ConfigError("give the dataset with --data DIR (or a --config file)")
+        if flags.get("data") is None and flags.get("domain_a") is None and config is None:
+            raise ConfigError(
+                "give the dataset with --data DIR (unpaired: or --domain-a DIR --domain-b DIR; "
+                "or a --config file)"
+            )
         cfg = new_config(config, model, flags, list(set_))
     if devices is not None and devices > 1:
         if cfg.train.batch_size % devices:  # before torchrun starts a process per device
@@ -355,7 +367,9 @@ def sample(
 def evaluate(
     checkpoint: str = typer.Argument(None, help="Run folder, checkpoint or URL to score."),
     data: Path = typer.Option(None, help="Dataset whose split the checkpoint is scored on."),
-    split: str = typer.Option("val", help="Split of --data."),
+    split: str = typer.Option(None, help="Split of --data [val, else test]."),
+    domain_a: Path = typer.Option(None, help="Instead of --data: folder of domain A images..."),
+    domain_b: Path = typer.Option(None, help="...and of domain B (unpaired: FID, KID ...)."),
     real: Path = typer.Option(None, help="Instead of a checkpoint: folder of real images..."),
     fake: Path = typer.Option(None, help="...and folder of outputs (paired by file name)."),
     metrics: str = typer.Option(None, help="Comma list [all that apply]: " + ", ".join(METRICS)),
@@ -396,11 +410,15 @@ def evaluate(
         palette=str(palette) if palette else None,
     )
     if checkpoint is not None:
-        if data is None or real is not None or fake is not None:
+        if real is not None or fake is not None:
             raise ConfigError("with a CHECKPOINT, give --data DIR (not --real/--fake)")
-        report = evaluate_checkpoint(checkpoint, data, cfg, direction, train_data, None, progress)
+        domains = domain_folders(domain_a, domain_b)
+        report = evaluate_checkpoint(
+            checkpoint, data, cfg, direction, train_data, progress=progress, domains=domains
+        )
         run = resolve_checkpoint(checkpoint).parent.parent
-        out = out or (Path("eval") if "://" in checkpoint else run / f"eval-{split}")
+        scored = report.source.get("split", "domains")
+        out = out or (Path("eval") if "://" in checkpoint else run / f"eval-{scored}")
     elif real is not None and fake is not None:
         report = evaluate_folders(real, fake, cfg, train_data, None, progress)
         out = out or Path("eval")
@@ -491,15 +509,95 @@ def check_port(host: str, port: int) -> None:
 @data_app.command("unpair")
 @user_errors
 def data_unpair(
-    source: Path = typer.Argument(..., help="Paired dataset (side-by-side, A/ B/, or .npz)."),
+    source: Path = typer.Argument(None, help="Paired dataset (side-by-side, A/ B/, or .npz)."),
     out: Path = typer.Option(..., help="Output folder (trainA/ trainB/ valA/ valB/ ...)."),
     seed: int = typer.Option(0, min=0, help="Shuffle seed."),
+    domain_a: Path = typer.Option(None, help="Instead of SOURCE: a folder of domain A images..."),
+    domain_b: Path = typer.Option(None, help="...and one of domain B, copied to trainA/ trainB/."),
 ) -> None:
-    """Split a paired dataset into an unpaired one; val/test keep their pairs by file name."""
+    """Split a paired dataset into an unpaired one (val/test keep their pairs by file name), or
+    gather two folders of any names into the CycleGAN layout."""
     from i2i.data.prepare import unpair
 
+    domains = domain_folders(domain_a, domain_b)
+    if (source is None) == (domains is None):
+        raise ConfigError("give a paired SOURCE, or --domain-a DIR --domain-b DIR (not both)")
+    if domains is not None:
+        counts = unpair(None, out, seed, domains=domains)
+        typer.echo(f"copied {counts['trainA']} + {counts['trainB']} images into {out}")
+        return
     counts = unpair(source, out, seed)
     typer.echo(f"wrote {counts} image pairs' halves to {out}")
+
+
+@data_app.command("download")
+@user_errors
+def data_download(
+    name: str = typer.Argument(None, help="Dataset name (see --list)."),
+    out: Path = typer.Option(None, help="Folder the dataset goes into [data/NAME]."),
+    list_: bool = typer.Option(False, "--list", help="List the datasets: kind, size, licence."),
+    keep_archive: bool = typer.Option(False, help="Keep the archive in the cache afterwards."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Download a standard pix2pix or CycleGAN dataset, laid out as i2i reads it; prints the
+    i2i train line that uses it. A partial download resumes."""
+    from i2i.data.download import catalogue_table, download_dataset
+
+    if list_:
+        typer.echo(catalogue_table())
+        return
+    if name is None:
+        raise ConfigError("name a dataset: i2i data download NAME (i2i data download --list)")
+    got = download_dataset(name, out, keep_archive=keep_archive, progress=progress)
+    where = "downloaded into" if got.fetched else "already at (not downloaded again)"
+    typer.echo(f"{name}: {where} {got.path}")
+    if got.found is not None:
+        splits = ", ".join(f"{s.split} ({s.layout})" for s in got.found.splits)
+        typer.echo(f"  {got.found.kind} data; splits: {splits}")
+        typer.echo(f"  look at it: i2i data inspect {got.path}")
+        typer.echo(f"  train on it: {got.train_command}")
+    else:
+        typer.echo("  no training split: its images are for trying trained models on")
+
+
+@data_app.command("inspect")
+@user_errors
+def data_inspect(
+    data: Path = typer.Argument(None, help="Dataset: folder, .npz or IDX file."),
+    out: Path = typer.Option(None, help="Report folder [reports/NAME]."),
+    domain_a: Path = typer.Option(None, help="Instead of DATA: folder of domain A images..."),
+    domain_b: Path = typer.Option(None, help="...and folder of domain B images."),
+    kind: str = typer.Option("auto", help="auto | paired | unpaired | images: how to read it."),
+    npz_keys: str = typer.Option("arr_0,arr_1", help="Source,target array names in a .npz."),
+    samples: int = typer.Option(8, min=0, max=64, help="Random samples per domain (picture)."),
+    near_bits: int = typer.Option(4, min=0, max=64, help="Near duplicates: phash bits apart."),
+    workers: int = typer.Option(2, min=1, max=64, help="Decoding threads."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when any file is bad (CI)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Look at a dataset before training on it: counts, sizes, modes, bad files, duplicates
+    within and across splits, colour histograms per domain and random samples. Writes
+    report.md with PNG figures."""
+    from i2i.data.inspect import inspect_dataset
+
+    keys = tuple(npz_keys.split(","))
+    if len(keys) != 2:
+        raise ConfigError(f"--npz-keys needs two names, got {npz_keys!r}")
+    domains = domain_folders(domain_a, domain_b)
+    if (data is None) == (domains is None):
+        raise ConfigError("name the data: DATA, or --domain-a DIR --domain-b DIR (not both)")
+    report = inspect_dataset(
+        data, domains=domains, kind=kind, npz_keys=keys, samples=samples,
+        near_bits=near_bits, workers=workers, progress=progress,
+    )  # fmt: skip
+    name = data.resolve().name if data else "+".join(Path(d).name for d in domains or ())
+    path = report.write(out or Path("reports") / name)
+    typer.echo(report.table())
+    for line in report.summary():
+        typer.echo(line)
+    typer.echo(f"report: {path} (figures: sizes.png, colours.png, samples.png)")
+    if strict and report.bad:
+        raise fail(f"{len(report.bad)} bad file(s) in {report.data} (listed in {path})")
 
 
 @data_app.command("synth")

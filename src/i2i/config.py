@@ -137,6 +137,11 @@ class DataConfig(Section):
                                      flag="num_workers", min=0, max=256)  # fmt: skip
     cache: bool = option(True, "Keep decoded, resized training images in memory.", flag="cache")
     serial: bool = option(False, "Unpaired data: A[i] with B[i], not a random B.", flag="serial")
+    # two folders of any names (Kaggle's photo_jpg/ and monet_jpg/) as the unpaired domains
+    domain_a: str | None = option(None, "Unpaired data: folder of domain A images (with "
+                                  "--domain-b, instead of --data).", flag="domain_a")  # fmt: skip
+    domain_b: str | None = option(None, "Unpaired data: folder of domain B images (with "
+                                  "--domain-a, instead of --data).", flag="domain_b")  # fmt: skip
 
     def validate(self) -> None:
         for name in ("input_nc", "output_nc"):
@@ -149,6 +154,16 @@ class DataConfig(Section):
             )
         if len(self.npz_keys) != 2:
             raise ConfigError(f"data.npz_keys must name two arrays, got {self.npz_keys}")
+        if (self.domain_a is None) != (self.domain_b is None):
+            raise ConfigError(
+                "data.domain_a and data.domain_b (--domain-a, --domain-b) go together: give "
+                "both folders, or neither"
+            )
+        if self.domain_a is not None and self.root:
+            raise ConfigError(
+                f"data.root ({self.root}) and data.domain_a/domain_b both name the data; give "
+                "--data DIR or --domain-a DIR --domain-b DIR, not both"
+            )
 
 
 @dataclass

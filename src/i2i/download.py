@@ -24,6 +24,12 @@ CHUNK = 1 << 20  # bytes read at a time
 TIMEOUT = 10.0  # s without an answer: offline machines fail within seconds
 
 
+def cache_root() -> Path:
+    """Where i2i keeps what it can rebuild: downloads, remote runs' local copies, ONNX exports
+    (``$I2I_CACHE``, else ``~/.cache/i2i``)."""
+    return Path(os.environ.get("I2I_CACHE", Path.home() / ".cache" / "i2i"))
+
+
 def sha256_of(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()

@@ -109,6 +109,7 @@ def load_experiment(
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: two cells share a name; give them distinct 'name' keys")
     evaluate = from_dict(EvalConfig, spec.get("evaluate") or {}, "evaluate")
+    evaluate.split = evaluate.split or "val"  # the split each cell is scored on and pictured from
     return Experiment(root, cells, evaluate)
 
 
@@ -249,7 +250,7 @@ def write_results(exp: Experiment) -> Path:
     finished = [c for c, r in zip(recorded, results, strict=True) if r.get("status") == "done"]
     if finished:
         plot_cell_losses(finished, exp.out / "loss_curves.png")
-        cell_samples(finished, exp.out / "samples.png", exp.evaluate.split)
+        cell_samples(finished, exp.out / "samples.png", exp.evaluate.split or "val")
     return md
 
 

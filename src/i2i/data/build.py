@@ -11,6 +11,7 @@ from i2i.data.paired import PairedDataset, open_split
 from i2i.data.transforms import PixelDataset, SizeRule
 from i2i.data.unconditional import GrayPairs, ImageDataset, image_split
 from i2i.data.unpaired import UnpairedDataset, open_unpaired
+from i2i.errors import ConfigError
 
 AnyDataset = PairedDataset | UnpairedDataset | ImageDataset
 
@@ -35,7 +36,14 @@ def open_datasets(
     """(training set, preview set). The preview set supplies the fixed examples of sample
     grids: the val split (unpaired: val, else test) in eval mode, else the training split in
     eval mode. ``rule`` checks every training image's size from its header before training
-    (``transforms.size_rule``); a misfit is a bad file, refused or skipped by name."""
+    (``transforms.size_rule``); a misfit is a bad file, refused or skipped by name.
+    ``data.domain_a``/``domain_b`` name unpaired data only (ConfigError otherwise)."""
+    if cfg.domain_a is not None and kind != "unpaired":
+        reads = "pix2pix reads pairs" if kind == "paired" else "colorization and dcgan read images"
+        raise ConfigError(
+            "--domain-a/--domain-b name the two domains of unpaired data (cyclegan, cut, "
+            f"fastcut); {reads} from --data DIR"
+        )
     if kind == "paired":
         train = PairedDataset(cfg, cfg.train_split, train=True, rule=rule)
         preview = open_split(cfg, cfg.val_split, False)

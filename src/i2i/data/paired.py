@@ -12,9 +12,7 @@ without split folders is used whole as the training split and has no validation 
 from __future__ import annotations
 
 import warnings
-import zipfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,7 +23,6 @@ from torch.utils.data import Sampler
 from i2i.config import DataConfig
 from i2i.data.cache import cached, prepared_cache
 from i2i.data.images import (
-    IMAGE_EXTENSIONS,
     BadImageError,
     DataError,
     apply_rule,
@@ -39,8 +36,8 @@ from i2i.data.images import (
     read_image,
     read_with_hint,
     screen,
-    uint_array_to_float,
 )
+from i2i.data.layouts import Location, NpzReader, locate
 from i2i.data.transforms import PixelDataset, SizeRule, augment, prepare, prepared_size
 
 
@@ -146,113 +143,6 @@ class FolderPairReader:
     def load(self, i: int, channels_a: int, channels_b: int) -> tuple[np.ndarray, np.ndarray]:
         a_path, b_path = self.pairs[i]
         return read_with_hint(a_path, channels_a), read_with_hint(b_path, channels_b)
-
-
-class NpzReader:
-    """Two image arrays in one .npz archive, the i-th source paired with the i-th target."""
-
-    def __init__(self, path: Path, keys: Sequence[str]) -> None:
-        self.path = path
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                missing = [k for k in keys if k not in archive.files]
-                if missing:
-                    raise DataError(
-                        f"{path}: no array named {missing} (arrays: {archive.files}); "
-                        "name the source and target arrays with --npz-keys SRC,TGT"
-                    )
-                self.a, self.b = archive[keys[0]], archive[keys[1]]
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise DataError(f"{path}: not a readable .npz archive ({exc})") from exc
-        for key, arr in zip(keys, (self.a, self.b), strict=True):
-            if arr.ndim not in (3, 4) or arr.dtype not in (np.uint8, np.uint16):
-                raise DataError(
-                    f"{path}: array {key!r} has shape {arr.shape} and dtype {arr.dtype}; "
-                    "expected uint8 or uint16 images shaped N x H x W (x C)"
-                )
-        if len(self.a) != len(self.b) or self.a.shape[1:3] != self.b.shape[1:3]:
-            raise DataError(
-                f"{path}: arrays {keys[0]!r} {self.a.shape} and {keys[1]!r} {self.b.shape} "
-                "must hold the same number of images of the same height and width"
-            )
-        if len(self.a) == 0:
-            raise DataError(f"{path}: the arrays hold no images")
-
-    def __len__(self) -> int:
-        return len(self.a)
-
-    def name(self, i: int) -> str:
-        return f"{self.path.stem}_{i:05d}.png"
-
-    def size(self, i: int) -> tuple[int, int]:
-        return self.a.shape[2], self.a.shape[1]
-
-    def load(self, i: int, channels_a: int, channels_b: int) -> tuple[np.ndarray, np.ndarray]:
-        src = f"{self.path}[{i}]"
-        return (
-            uint_array_to_float(self.a[i], src, channels_a),
-            uint_array_to_float(self.b[i], src, channels_b),
-        )
-
-
-@dataclass(frozen=True)
-class Location:
-    """A resolved dataset: its layout and the path(s) it reads."""
-
-    layout: str
-    paths: tuple[Path, ...]
-
-
-def locate(root: str | Path, split: str | None, layout: str = "auto") -> Location | None:
-    """Find ``split`` of the dataset at ``root``; None when that split does not exist.
-
-    A root without split folders is its own training split (``split`` is then ignored for
-    training, and there is no validation split).
-    """
-    root = Path(root)
-    if not root.exists():
-        raise DataError(f"{root}: dataset not found (expected a folder or a .npz file)")
-    if root.is_file():
-        if root.suffix.lower() != ".npz" and layout not in ("npz",):
-            raise DataError(f"{root}: a dataset is a folder or a .npz file")
-        return Location("npz", (root,)) if split in (None, "train") else None
-    candidates: list[Path | tuple[Path, Path]] = []
-    if split:
-        candidates += [
-            root / split,
-            (root / "A" / split, root / "B" / split),
-            (root / f"{split}A", root / f"{split}B"),  # what `i2i data unpair` keeps paired
-            root / f"{split}.npz",
-        ]
-    if split in (None, "train"):
-        candidates.append(root)
-    for cand in candidates:
-        found = _layout_of(cand, layout)
-        if found:
-            return found
-    if split in (None, "train"):
-        raise DataError(
-            f"{root}: no paired data found; expected side-by-side images, A/ and B/ folders "
-            f"or a .npz file, directly or in a '{split or 'train'}' split folder"
-        )
-    return None
-
-
-def _layout_of(cand: Path | tuple[Path, Path], layout: str) -> Location | None:
-    if isinstance(cand, tuple):
-        if cand[0].is_dir() and cand[1].is_dir() and layout in ("auto", "ab_folders"):
-            return Location("ab_folders", cand)
-        return None
-    if cand.is_file() and cand.suffix.lower() == ".npz" and layout in ("auto", "npz"):
-        return Location("npz", (cand,))
-    if not cand.is_dir():
-        return None
-    if (cand / "A").is_dir() and (cand / "B").is_dir() and layout in ("auto", "ab_folders"):
-        return Location("ab_folders", (cand / "A", cand / "B"))
-    has_images = any(p.suffix.lower() in IMAGE_EXTENSIONS for p in cand.iterdir())
-    if layout in ("auto", "side_by_side") and (has_images or layout == "side_by_side"):
-        return Location("side_by_side", (cand,))
-    return None
 
 
 def open_reader(loc: Location, cfg: DataConfig, rule: SizeRule | None = None) -> PairReader:

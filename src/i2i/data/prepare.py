@@ -10,6 +10,7 @@ Output is 8-bit RGB.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Literal
 
@@ -18,11 +19,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from i2i.config import DataConfig
-from i2i.data.paired import Location, PairReader, locate, open_reader
+from i2i.data.images import list_images
+from i2i.data.layouts import SPLITS, domain_folder, locate, split_location
+from i2i.data.paired import PairReader, open_reader
 from i2i.errors import ConfigError, DataError
 
 OutFormat = Literal["side_by_side", "npz"]
-SPLITS = ("train", "val", "test")
 
 
 def parse_fractions(text: str) -> dict[str, float]:
@@ -51,7 +53,7 @@ def prepare(
 ) -> dict[str, int]:
     """Convert ``source`` into ``out``; returns the number of pairs written per split."""
     cfg = DataConfig(root=str(source), skip_bad=skip_bad, npz_keys=list(npz_keys))
-    found = {s: loc for s in SPLITS if (loc := _split_location(cfg, s))}
+    found = {s: loc for s in SPLITS if (loc := split_location(source, s))}
     plan: dict[str, tuple[PairReader, list[int]]] = {}
     if found and fractions is None:
         for split, loc in found.items():
@@ -73,18 +75,6 @@ def prepare(
     for split, (reader, indices) in plan.items():
         counts[split] = _write_split(reader, indices, Path(out), split, to, size, progress)
     return counts
-
-
-def _split_location(cfg: DataConfig, split: str) -> Location | None:
-    loc = locate(cfg.root, split)
-    if loc is None or split != "train":
-        return loc
-    # a root without split folders answers 'train' with itself; that is not a real split
-    try:
-        whole = locate(cfg.root, None)
-    except DataError:  # the root holds only split folders
-        return loc
-    return None if loc == whole else loc
 
 
 def _write_split(
@@ -128,17 +118,28 @@ def _to_uint8(x: np.ndarray, size: int | None) -> np.ndarray:
 
 
 def unpair(
-    source: str | Path, out: str | Path, seed: int = 0, progress: bool = True
+    source: str | Path | None,
+    out: str | Path,
+    seed: int = 0,
+    progress: bool = True,
+    domains: tuple[str | Path, str | Path] | None = None,
 ) -> dict[str, int]:
-    """Turn a paired dataset into the CycleGAN layout.
+    """Turn a paired dataset into the CycleGAN layout; returns the pairs written per split.
 
     The training split's halves go to ``trainA/`` and ``trainB/``, each shuffled on its own and
     renamed (``a_00000``, ``b_00000``) so no pairing survives. Every other split goes to
     ``<split>A/`` and ``<split>B/`` with the same file names on both sides: the ground-truth
     pairs stay available for paired metrics (read them with ``--split <split>``).
+
+    With ``domains`` (two folders of any names, A then B; ``source`` None) their images are
+    copied as they are into ``trainA/`` and ``trainB/``; the counts are then per folder.
     """
+    if domains is not None:
+        return _gather(domains, Path(out), progress)
+    if source is None:
+        raise ConfigError("name the paired data to unpair, or give --domain-a and --domain-b")
     cfg = DataConfig(root=str(source))
-    found = {s: loc for s in SPLITS if (loc := _split_location(cfg, s))}
+    found = {s: loc for s in SPLITS if (loc := split_location(source, s))}
     if not found:
         found = {"train": locate(source, None)}  # type: ignore[dict-item]
     out = Path(out)
@@ -175,3 +176,16 @@ def _save(image: Image.Image, path: Path) -> None:
         image.save(path, quality=95)
     else:
         image.save(path)
+
+
+def _gather(domains: tuple[str | Path, str | Path], out: Path, progress: bool) -> dict[str, int]:
+    """Copy the images of two domain folders, byte for byte, into ``out/trainA``/``trainB``."""
+    counts = {}
+    for side, folder in zip("AB", domains, strict=True):
+        files = list_images(domain_folder(folder, side.lower()))
+        target = out / f"train{side}"
+        target.mkdir(parents=True, exist_ok=True)
+        for path in tqdm(files, desc=f"copy {side}", disable=not progress, unit="img"):
+            shutil.copyfile(path, target / path.name)
+        counts[target.name] = len(files)
+    return counts

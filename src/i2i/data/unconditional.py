@@ -7,8 +7,6 @@ gzip-compressed (``*-idx3-ubyte.gz``). Only unsigned-byte IDX (type 0x08) holds 
 
 from __future__ import annotations
 
-import gzip
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -18,44 +16,16 @@ import torch
 from i2i.config import DataConfig
 from i2i.data.cache import cached, prepared_cache
 from i2i.data.images import DataError, apply_rule, match_channels
+from i2i.data.layouts import has_images, is_idx, read_idx
 from i2i.data.transforms import PixelDataset, SizeRule, augment, prepare, prepared_size
 from i2i.data.unpaired import ImageFolder
 from i2i.nets.colorizer import zero_chroma
 
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """The uint8 array stored in an IDX file (gzip or plain)."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable IDX file ({exc})") from exc
-    if len(raw) < 4 or raw[:2] != b"\x00\x00":
-        raise DataError(f"{path}: not an IDX file (bad magic number)")
-    dtype, ndim = raw[2], raw[3]
-    if dtype != 0x08:
-        raise DataError(f"{path}: IDX type 0x{dtype:02x} is not unsigned bytes (0x08)")
-    header = 4 + 4 * ndim
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = int(np.prod(dims))
-    if len(raw) - header < expected:
-        raise DataError(
-            f"{path}: truncated: the header promises {dims} = {expected} bytes of data, "
-            f"the file holds {len(raw) - header}"
-        )
-    return np.frombuffer(raw, np.uint8, count=expected, offset=header).reshape(dims)
-
-
-def is_idx(path: Path) -> bool:
-    return path.is_file() and "idx" in path.name and "ubyte" in path.name
-
-
 def image_split(root: str | Path, split: str) -> Path | None:
     """Folder ``ROOT/split`` of an image collection, or None when it has no such split."""
     folder = Path(root) / split
-    return folder if folder.is_dir() else None
+    return folder if has_images(folder) else None
 
 
 class ImageDataset(PixelDataset):

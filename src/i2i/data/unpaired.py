@@ -25,29 +25,8 @@ from i2i.data.images import (
     read_with_hint,
     screen,
 )
+from i2i.data.layouts import unpaired_folders
 from i2i.data.transforms import PixelDataset, SizeRule, augment, prepare, prepared_size
-
-
-def locate_unpaired(root: str | Path, split: str) -> tuple[Path, Path] | None:
-    """The A and B folders of ``split``; None when the data has no such split."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: dataset folder not found")
-    candidates = [
-        (root / f"{split}A", root / f"{split}B"),
-        (root / split / "A", root / split / "B"),
-    ]
-    if split == "train":
-        candidates.append((root / "A", root / "B"))
-    for a, b in candidates:
-        if a.is_dir() and b.is_dir():
-            return a, b
-    if split == "train":
-        raise DataError(
-            f"{root}: no unpaired data found; expected folders trainA/ and trainB/ "
-            "(or train/A + train/B, or A/ + B/)"
-        )
-    return None
 
 
 class ImageFolder:
@@ -89,7 +68,7 @@ class UnpairedDataset(PixelDataset):
     def __init__(
         self, cfg: DataConfig, split: str, train: bool, rule: SizeRule | None = None
     ) -> None:
-        found = locate_unpaired(cfg.root, split)
+        found = unpaired_folders(cfg, split)
         if found is None:
             raise DataError(f"{cfg.root}: no '{split}' split found")
         a_dir, b_dir = found if cfg.direction == "AtoB" else found[::-1]
@@ -129,4 +108,4 @@ class UnpairedDataset(PixelDataset):
 
 
 def open_unpaired(cfg: DataConfig, split: str, train: bool) -> UnpairedDataset | None:
-    return UnpairedDataset(cfg, split, train) if locate_unpaired(cfg.root, split) else None
+    return UnpairedDataset(cfg, split, train) if unpaired_folders(cfg, split) else None

@@ -25,11 +25,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from i2i.config import DataConfig
-from i2i.data.build import scored_pairs
 from i2i.data.images import list_images, read_with_hint
-from i2i.data.paired import PairedDataset, locate
-from i2i.data.unconditional import GrayPairs, ImageDataset
-from i2i.data.unpaired import locate_unpaired
+from i2i.data.layouts import domain_folder, locate, locate_pairs, locate_unpaired
+from i2i.data.paired import PairedDataset
+from i2i.data.unconditional import GrayPairs, ImageDataset, image_split
 from i2i.device import pick_device
 from i2i.errors import ConfigError, DataError, InputNotFound
 from i2i.files import atomic_path, write_text_atomic
@@ -49,7 +48,7 @@ from i2i.runs.checkpoint import read_card, resolve_checkpoint
 @dataclass
 class EvalConfig:
     metrics: list[str] | None = None  # None: every metric the data and this machine allow
-    split: str = "val"
+    split: str | None = None  # None: val, or test where the data has no val split
     size: int | None = None  # compare at size x size; None: the model's training size
     limit: int | None = None  # score only the first N images
     batch_size: int = 8
@@ -190,23 +189,38 @@ def make_scorer(
 # -- a checkpoint on a dataset ----------------------------------------------------------------
 def evaluate_checkpoint(
     checkpoint: str | Path,
-    data: str | Path,
+    data: str | Path | None,
     cfg: EvalConfig,
     direction: str | None = None,
     train_data: str | Path | None = None,
     extractor: FeatureExtractor | None = None,
     progress: bool = True,
+    domains: tuple[str | Path, str | Path] | None = None,
 ) -> Report:
+    """Score ``checkpoint`` on split ``cfg.split`` of ``data``, or (a translation model) on two
+    folders of unpaired images, ``domains`` = (domain A, domain B): the inputs are translated
+    and compared with the other folder by distribution metrics. Raises ConfigError when neither
+    or both are given."""
+    if (data is None) == (domains is None):
+        raise ConfigError("give --data DIR, or --domain-a DIR --domain-b DIR (not both)")
     ckpt = resolve_checkpoint(checkpoint)
     card = read_card(ckpt)
     data_cfg = card.run_config(str(ckpt)).data
-    data_cfg.root = str(data)
+    data_cfg.root = "" if data is None else str(data)
+    data_cfg.domain_a = data_cfg.domain_b = None  # the training folders are not scored
     data_cfg.skip_bad = True
-    source: dict[str, Any] = {"checkpoint": str(ckpt), "data": str(data), "split": cfg.split}
+    split = cfg.split or ("val" if data is None else default_split(data))
+    source: dict[str, Any] = (
+        {"checkpoint": str(ckpt), "data": str(data), "split": split}
+        if domains is None
+        else {"checkpoint": str(ckpt), "domain_a": str(domains[0]), "domain_b": str(domains[1])}
+    )
     if card.sample is not None:  # unconditional: samples against the images at --data
+        if data is None:
+            raise ConfigError(f"{ckpt} generates images: score it against --data DIR")
         size = cfg.size or card.sample.size
         data_cfg.crop_size, data_cfg.preprocess = size, "resize"
-        reals = ImageDataset(data_cfg, False, cfg.split)
+        reals = ImageDataset(data_cfg, False, split)
         n = min(cfg.limit or len(reals), len(reals))
         scorer, notes = make_scorer(cfg, False, True, extractor)
         net = load_generator(ckpt, cfg.device)
@@ -228,13 +242,16 @@ def evaluate_checkpoint(
     source["size"] = size
     kind = data_kind(card.model) if card.model in MODELS else "paired"
     train_images = _train_targets(data_cfg, train_data, kind)
-    pairs = scored_pairs(data_cfg, cfg.split, kind)
-    whole = pairs is None and kind == "images"  # a folder of images without split folders
-    if whole:
-        pairs = GrayPairs(ImageDataset(data_cfg, False))
+    pairs: PairedDataset | GrayPairs | None = None
+    whole = False  # colorization on a folder of images without split folders: all of them
+    if data is not None and kind == "images":  # colorization: each image's gray is its input
+        whole = image_split(data_cfg.root, split) is None
+        pairs = GrayPairs(ImageDataset(data_cfg, False, None if whole else split))
+    elif data is not None and locate_pairs(data_cfg.root, split, data_cfg.layout) is not None:
+        pairs = PairedDataset(data_cfg, split, train=False)
     scorer, notes = make_scorer(cfg, pairs is not None, train_images is not None, extractor)
     if whole:
-        notes.append(f"{data} has no '{cfg.split}' folder: scored the images in it")
+        notes.append(f"{data} has no '{split}' folder: scored the images in it")
     if train_images is not None and "mifid" in scorer.metrics:
         for chunk in batched(train_images(), cfg.batch_size):
             scorer.add_train(_stack([to_uint8(a, size) for a in chunk]))
@@ -243,9 +260,14 @@ def evaluate_checkpoint(
         n = min(cfg.limit or len(pairs), len(pairs))
         score_translations(translator, pairs, scorer, size, n, cfg.batch_size, progress, gallery)
     else:
-        folders = locate_unpaired(data_cfg.root, cfg.split)
-        if folders is None:
-            raise InputNotFound(f"{data}: no '{cfg.split}' split (paired or {cfg.split}A/B)")
+        found = (
+            (domain_folder(domains[0], "a"), domain_folder(domains[1], "b"))
+            if domains is not None
+            else locate_unpaired(data_cfg.root, split)
+        )
+        if found is None:
+            raise InputNotFound(f"{data}: no '{split}' split (paired or {split}A/B)")
+        folders = found
         a, b = folders if data_cfg.direction == "AtoB" else folders[::-1]
         inputs, targets = list_images(a)[: cfg.limit], list_images(b)[: cfg.limit]
         n = len(inputs)
@@ -256,8 +278,19 @@ def evaluate_checkpoint(
             gallery.add(input=[to_uint8(a, size) for a in arrays], output=outs)
         for batch in batched(targets, cfg.batch_size):
             scorer.add_reals(_stack([to_uint8(read_with_hint(p, 3), size) for p in batch]))
-        notes.append(f"{cfg.split} has no pairs: distribution metrics only")
+        unpaired = "the domain folders are unpaired" if data is None else f"{split} has no pairs"
+        notes.append(f"{unpaired}: distribution metrics only")
     return Report(scorer.compute(), n, source, notes, gallery)
+
+
+def default_split(data: str | Path) -> str:
+    """The split ``i2i evaluate`` scores when none is named: val, or test where the data has no
+    val split (the CycleGAN archives ship trainA/B and testA/B only)."""
+    if Path(data).is_dir():  # a .npz or IDX file holds one split
+        for split in ("val", "test"):
+            if locate(data, split) is not None or locate_unpaired(data, split) is not None:
+                return split
+    return "val"
 
 
 def score_translations(
@@ -294,11 +327,13 @@ def _train_targets(
     if train_data is not None:
         paths = list_images(train_data)
         return lambda: (read_with_hint(p, 3) for p in paths)
+    if not data_cfg.root:  # scoring --domain-a/--domain-b: only --train-data gives them
+        return None
     split = data_cfg.train_split
     if kind == "images":
         images = ImageDataset(data_cfg, False, split)
         return lambda: (images.load(i) for i in range(len(images)))
-    if locate(data_cfg.root, split, data_cfg.layout) is not None:
+    if locate_pairs(data_cfg.root, split, data_cfg.layout) is not None:
         pairs = PairedDataset(data_cfg, split, train=False)
         return lambda: (pairs.raw_target(i) for i in range(len(pairs)))
     try:

@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from i2i.download import cache_root
 from i2i.errors import CheckpointError, ConfigError
 from i2i.runs.layout import (
     BEST,
@@ -35,11 +36,6 @@ from i2i.runs.layout import (
 
 def is_url(path: str | Path) -> bool:
     return "://" in str(path)
-
-
-def cache_root() -> Path:
-    """Where i2i keeps what it can rebuild: downloads, remote runs' local copies, ONNX exports."""
-    return Path(os.environ.get("I2I_CACHE", Path.home() / ".cache" / "i2i"))
 
 
 def cache_dir(kind: str, url: str) -> Path:

@@ -3,7 +3,8 @@
 A new run: defaults <- ``--config`` YAML <- ``--model`` (that model's defaults) <- flags <-
 ``--set`` overrides. A resumed run: its own ``config.yaml`` <- the options a resume may change:
 how long and how it trains (``train.*``), how data is loaded (``data.num_workers``,
-``data.cache``) and where the same data now lives (``data.root``).
+``data.cache``) and where the same data now lives (``data.root``, ``data.domain_a`` and
+``data.domain_b``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from i2i.runs.layout import CONFIG
 from i2i.runs.storage import RunMirror, is_url
 
 # what --resume may change besides train.*: the same data, loaded differently or moved
-RESUMABLE_DATA = ("data.num_workers", "data.cache", "data.root")
+RESUMABLE_DATA = (
+    "data.num_workers", "data.cache", "data.root", "data.domain_a", "data.domain_b",
+)  # fmt: skip
 
 
 def parse_set(item: str) -> tuple[str, Any]:
@@ -96,28 +99,35 @@ def resume_config(run: str, flags: dict[str, Any], sets: list[str]) -> RunConfig
             f"logging options (train.*) can change, and the data's place, not {fixed}"
         )
     changed["train"]["out"] = run
-    root = changed["data"]["root"]
-    if root and not is_url(root) and not Path(root).exists():
-        how = (
-            "a path relative to the folder training started in; "
-            if not Path(root).is_absolute()
-            else ""
-        )
-        raise ConfigError(
-            f"data.root {root!r} (recorded in {Path(run) / CONFIG}) is not found from "
-            f"{Path.cwd()} ({how}the data may have moved); resume with --data PATH to point "
-            "the run at the same data"
-        )
+    for key, flag in (("root", "--data"), ("domain_a", "--domain-a"), ("domain_b", "--domain-b")):
+        path = changed["data"][key]
+        if path and not is_url(path) and not Path(path).exists():
+            how = (
+                "a path relative to the folder training started in; "
+                if not Path(path).is_absolute()
+                else ""
+            )
+            raise ConfigError(
+                f"data.{key} {path!r} (recorded in {Path(run) / CONFIG}) is not found from "
+                f"{Path.cwd()} ({how}the data may have moved); resume with {flag} PATH to "
+                "point the run at the same data"
+            )
     return from_dict(RunConfig, changed)
 
 
 def absolute_root(cfg: RunConfig) -> RunConfig:
-    """``cfg`` with a local ``data.root`` made absolute, so that the run resumes from any
-    working directory."""
-    root = cfg.data.root
-    if not root or is_url(root) or Path(root).is_absolute():
-        return cfg
-    return replace(cfg, data=replace(cfg.data, root=str(Path(root).expanduser().resolve())))
+    """``cfg`` with its local data paths (``data.root``, and ``data.domain_a``/``domain_b``)
+    made absolute, so that the run resumes from any working directory."""
+
+    def absolute(path: str | None) -> str | None:
+        if not path or is_url(path) or Path(path).is_absolute():
+            return path
+        return str(Path(path).expanduser().resolve())
+
+    data = cfg.data
+    paths = dict(root=absolute(data.root) or "", domain_a=absolute(data.domain_a),
+                 domain_b=absolute(data.domain_b))  # fmt: skip
+    return replace(cfg, data=replace(data, **paths))  # type: ignore[arg-type]
 
 
 def dotted(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
