@@ -78,7 +78,7 @@ def test_help_shows_each_models_own_defaults():
     result = CliRunner().invoke(app, ["train", "--help"])
     text = " ".join(result.output.split())  # the help as one line, however it wrapped
     dropout = text[text.index("--dropout") : text.index("--skip /")]
-    assert "(default: pix2pix: 0.5; cyclegan, cut, fastcut: 0.0)" in dropout
+    assert "(default: pix2pix, colorization: 0.5; cyclegan, cut, fastcut: 0.0)" in dropout
 
 
 def test_the_error_path_is_one_line_in_a_real_process(tmp_path):

@@ -172,7 +172,8 @@ def test_evaluate_folders_without_pairs_gives_distribution_metrics_only(tmp_path
     for p in fake.iterdir():
         p.rename(p.with_name("x" + p.name))
     report = evaluate_folders(real, fake, EvalConfig(), extractor=PoolFeatures(), progress=False)
-    assert set(report.metrics) == {"fid", "kid", "kid_std", "is", "is_std", "precision", "recall"}
+    distribution = {"fid", "kid", "kid_std", "is", "is_std", "precision", "recall"}
+    assert set(report.metrics) == distribution | {"colorfulness", "colorfulness_real"}
     assert report.metrics["fid"] > 0.1
     with pytest.raises(ConfigError, match="ground-truth pairs"):
         evaluate_folders(real, fake, EvalConfig(metrics=["psnr"]), progress=False)

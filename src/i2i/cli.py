@@ -107,8 +107,9 @@ def train_command(
     progress: bool,
     **flags: Any,
 ) -> None:
-    """Train a model: pix2pix on paired data, CycleGAN or CUT on unpaired data, DCGAN on images.
-    Every option below sets a field of the run's config (RUN/config.yaml); --set reaches all."""
+    """Train a model: pix2pix on paired data, CycleGAN or CUT on unpaired data, colorization or
+    DCGAN on images. Every option below sets a field of the run's config (RUN/config.yaml);
+    --set reaches all."""
     from i2i.train.options import new_config, resume_config
 
     if resume is not None:

@@ -224,6 +224,15 @@ class Pix2PixConfig(Section):
     init_gain: float = option(0.02, "Scale of the initial weights.", above=0)
 
 
+@dataclass
+class ColorizationConfig(Pix2PixConfig):
+    """Colorization: pix2pix in CIE Lab. The generator sees the L channel of each colour image
+    and predicts its a, b channels; the discriminator judges (L, ab) pairs. The options are
+    pix2pix's; the data is any folder of colour images (the gray input is made from each)."""
+
+    kind: Literal["colorization"] = "colorization"  # type: ignore[assignment]
+
+
 def _resnet9() -> GeneratorConfig:
     return GeneratorConfig(kind="resnet_9blocks", dropout=0.0)
 
@@ -307,7 +316,7 @@ class DCGANConfig(Section):
     init_gain: float = option(0.02, "Scale of the initial weights.", above=0)
 
 
-ModelConfig = Pix2PixConfig | CycleGANConfig | CUTConfig | DCGANConfig
+ModelConfig = Pix2PixConfig | ColorizationConfig | CycleGANConfig | CUTConfig | DCGANConfig
 """Adding a method: a config class here, in this union, and a model file registered in
 ``i2i.models`` (ARCHITECTURE.md, "Adding a method")."""
 
@@ -358,8 +367,18 @@ class PatchMLPConfig(Section):
     channels: list[int] = option(factory=list, min=1, max=100_000)
 
 
+@dataclass
+class ColorizerConfig(Section):
+    """Colorization's translating network: RGB -> CIE L -> ``generator`` (1 -> 2 channels) ->
+    a, b -> RGB, so that it takes and gives RGB like any generator (``nets.colorizer``)."""
+
+    kind: Literal["colorizer"] = "colorizer"
+    generator: GeneratorConfig = option(factory=GeneratorConfig)
+
+
 NetConfig = (
     GeneratorConfig
+    | ColorizerConfig
     | DiscriminatorConfig
     | DCGANGeneratorConfig
     | DCGANDiscriminatorConfig
@@ -367,7 +386,7 @@ NetConfig = (
 )
 # the network configs each role of a model card may hold, told apart by ``kind``
 NET_CONFIGS: dict[str, tuple[type[NetConfig], ...]] = {
-    "generator": (GeneratorConfig, DCGANGeneratorConfig),
+    "generator": (GeneratorConfig, ColorizerConfig, DCGANGeneratorConfig),
     "discriminator": (DiscriminatorConfig, DCGANDiscriminatorConfig),
     "patch projection head": (PatchMLPConfig,),
 }

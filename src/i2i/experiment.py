@@ -35,12 +35,13 @@ from typing import Any
 import torch
 
 from i2i.config import RunConfig, from_dict, load_yaml, set_dotted, to_dict
-from i2i.data.paired import PairedDataset, locate
+from i2i.data.build import scored_pairs
 from i2i.errors import ConfigError
 from i2i.files import atomic_path, write_text_atomic
 from i2i.infer.translator import Translator
 from i2i.metrics.evaluate import EvalConfig, evaluate_checkpoint
 from i2i.metrics.names import LOWER_IS_BETTER
+from i2i.models import data_kind
 from i2i.runs.layout import LATEST
 from i2i.train.loop import train
 from i2i.train.monitor import NOT_LOSSES, moving_average, read_metrics
@@ -296,10 +297,10 @@ def cell_samples(cells: list[Cell], out: Path, split: str, count: int = 4) -> No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = cells[0].config.data
-    if locate(data.root, split, data.layout) is None:
+    data, model = cells[0].config.data, cells[0].config.model.kind
+    dataset = None if model == "dcgan" else scored_pairs(data, split, data_kind(model))
+    if dataset is None:
         return  # no pairs to show (unconditional or unpaired-only data)
-    dataset = PairedDataset(data, split, train=False)
     items = [dataset[i] for i in range(min(count, len(dataset)))]
     inputs = torch.stack([it["A"] for it in items])
     columns = {"input": inputs, "target": torch.stack([it["B"] for it in items])}

@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 from i2i.config import DataConfig
 from i2i.data.paired import PairedDataset, open_split
 from i2i.data.transforms import PixelDataset, SizeRule
-from i2i.data.unconditional import ImageDataset
+from i2i.data.unconditional import GrayPairs, ImageDataset, image_split
 from i2i.data.unpaired import UnpairedDataset, open_unpaired
 from i2i.errors import ConfigError
 
@@ -39,10 +39,10 @@ def open_datasets(
     (``transforms.size_rule``); a misfit is a bad file, refused or skipped by name.
     ``data.domain_a``/``domain_b`` name unpaired data only (ConfigError otherwise)."""
     if cfg.domain_a is not None and kind != "unpaired":
+        reads = "pix2pix reads pairs" if kind == "paired" else "colorization and dcgan read images"
         raise ConfigError(
             "--domain-a/--domain-b name the two domains of unpaired data (cyclegan, cut, "
-            f"fastcut); {'pix2pix reads pairs' if kind == 'paired' else 'dcgan reads images'} "
-            "from --data DIR"
+            f"fastcut); {reads} from --data DIR"
         )
     if kind == "paired":
         train = PairedDataset(cfg, cfg.train_split, train=True, rule=rule)
@@ -56,5 +56,18 @@ def open_datasets(
                 return unpaired, found
         return unpaired, UnpairedDataset(cfg, cfg.train_split, train=False, rule=rule)
     if kind == "images":
-        return ImageDataset(cfg, True, rule), ImageDataset(cfg, False, rule)
+        train_images = ImageDataset(cfg, True, cfg.train_split, rule)
+        if image_split(cfg.root, cfg.val_split) is not None:
+            return train_images, ImageDataset(cfg, False, cfg.val_split)
+        return train_images, ImageDataset(cfg, False, cfg.train_split, rule)
     raise ValueError(f"unknown data kind {kind!r}")
+
+
+def scored_pairs(cfg: DataConfig, split: str, kind: str) -> PairedDataset | GrayPairs | None:
+    """The (input, target) pairs a translation model is scored on in ``split``, prepared for
+    evaluation, or None when the data has no such split: paired data's pairs, or, for a model
+    that learns from images (colorization), each image of the split with its gray as input."""
+    if kind == "images":
+        has_split = image_split(cfg.root, split) is not None
+        return GrayPairs(ImageDataset(cfg, False, split)) if has_split else None
+    return open_split(cfg, split, False)

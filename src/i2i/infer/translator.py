@@ -201,10 +201,10 @@ class Translator:
 
         def generator() -> Generator:
             # imported here for start-up speed: a cached ONNX export never needs torch
-            from i2i.nets import ResnetGenerator, UNetGenerator
+            from i2i.nets import Generator
 
             net = load_network(ckpt, card, net_name)
-            if not isinstance(net, UNetGenerator | ResnetGenerator):
+            if not isinstance(net, Generator):
                 raise CheckpointError(f"{ckpt}: {net_name} is not an image-to-image generator")
             return net
 

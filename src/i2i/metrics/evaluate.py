@@ -4,9 +4,10 @@ folder of real images, and write ``metrics.json`` plus a Markdown table.
 Protocol. A translation model translates each input of the split as prepared for evaluation
 (resized to the training crop size); outputs and targets are compared at ``size`` x ``size``
 (default: the model's training size; the photo -> map literature uses 256), the targets resized
-once from the stored images with PIL bicubic. An unconditional model (DCGAN) draws as many samples
-as the real set has images. Distribution metrics resize both sets the same way (see
-``i2i.metrics.features``).
+once from the stored images with PIL bicubic. A translation model that makes its input from each
+image (colorization) translates each image of the split and is compared with that image. An
+unconditional model (DCGAN) draws as many samples as the real set has images. Distribution
+metrics resize both sets the same way (see ``i2i.metrics.features``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from i2i.config import DataConfig
 from i2i.data.images import list_images, read_with_hint
 from i2i.data.layouts import domain_folder, locate, locate_pairs, locate_unpaired
 from i2i.data.paired import PairedDataset
-from i2i.data.unconditional import ImageDataset
+from i2i.data.unconditional import GrayPairs, ImageDataset, image_split
 from i2i.device import pick_device
 from i2i.errors import ConfigError, DataError, InputNotFound
 from i2i.files import atomic_path, write_text_atomic
@@ -36,10 +37,11 @@ from i2i.infer.grid import sample_grid
 from i2i.infer.sample import load_generator
 from i2i.infer.translator import Translator
 from i2i.metrics.features import FeatureExtractor, FeatureWeightsMissing, build_extractor
-from i2i.metrics.names import DISTRIBUTION, LOWER_IS_BETTER, PAIRED, check_metrics
+from i2i.metrics.names import DESCRIPTIVE, DISTRIBUTION, LOWER_IS_BETTER, PAIRED, check_metrics
 from i2i.metrics.paired import LPIPS, to_uint8
 from i2i.metrics.palette import Palette
 from i2i.metrics.scorer import Scorer
+from i2i.models import MODELS, data_kind
 from i2i.runs.checkpoint import read_card, resolve_checkpoint
 from i2i.runs.pretrained import resolve_model
 
@@ -105,7 +107,8 @@ class Report:
         for name, value in self.metrics.items():
             base = name.removesuffix("_std")
             arrow = "lower" if base in LOWER_IS_BETTER else "higher"
-            arrow = "" if name.endswith("_std") else arrow
+            # spreads, and colourfulness (described, compared with the real images') judge nothing
+            arrow = "" if name.endswith("_std") or name.startswith(DESCRIPTIVE) else arrow
             lines.append(f"| {name} | {value:.4g} | {arrow} |")
         return "\n".join(lines)
 
@@ -137,7 +140,7 @@ def make_scorer(
     notes: list[str] = []
     auto = cfg.metrics is None
     if auto:
-        names = list(PAIRED if paired_data else ()) + list(DISTRIBUTION)
+        names = list(PAIRED if paired_data else ()) + list(DISTRIBUTION) + list(DESCRIPTIVE)
         if cfg.palette is None and "miou" in names:
             names.remove("miou")  # per-class IoU needs the palette of the targets
     else:
@@ -219,7 +222,7 @@ def evaluate_checkpoint(
             raise ConfigError(f"{ckpt} generates images: score it against --data DIR")
         size = cfg.size or card.sample.size
         data_cfg.crop_size, data_cfg.preprocess = size, "resize"
-        reals = ImageDataset(data_cfg, train=False)
+        reals = ImageDataset(data_cfg, False, split)
         n = min(cfg.limit or len(reals), len(reals))
         scorer, notes = make_scorer(cfg, False, True, extractor)
         net = load_generator(ckpt, cfg.device)
@@ -239,17 +242,25 @@ def evaluate_checkpoint(
     data_cfg.direction = direction or card.translate.default  # type: ignore[assignment]
     size = cfg.size or card.translate.train_size
     source["size"] = size
-    train_images = _train_targets(data_cfg, train_data)
-    paired_ok = data is not None and locate_pairs(data_cfg.root, split, data_cfg.layout) is not None
-    scorer, notes = make_scorer(cfg, paired_ok, train_images is not None, extractor)
+    kind = data_kind(card.model) if card.model in MODELS else "paired"
+    train_images = _train_targets(data_cfg, train_data, kind)
+    pairs: PairedDataset | GrayPairs | None = None
+    whole = False  # colorization on a folder of images without split folders: all of them
+    if data is not None and kind == "images":  # colorization: each image's gray is its input
+        whole = image_split(data_cfg.root, split) is None
+        pairs = GrayPairs(ImageDataset(data_cfg, False, None if whole else split))
+    elif data is not None and locate_pairs(data_cfg.root, split, data_cfg.layout) is not None:
+        pairs = PairedDataset(data_cfg, split, train=False)
+    scorer, notes = make_scorer(cfg, pairs is not None, train_images is not None, extractor)
+    if whole:
+        notes.append(f"{data} has no '{split}' folder: scored the images in it")
     if train_images is not None and "mifid" in scorer.metrics:
         for chunk in batched(train_images(), cfg.batch_size):
             scorer.add_train(_stack([to_uint8(a, size) for a in chunk]))
     gallery = Gallery()
-    if paired_ok:
-        dataset = PairedDataset(data_cfg, split, train=False)
-        n = min(cfg.limit or len(dataset), len(dataset))
-        score_translations(translator, dataset, scorer, size, n, cfg.batch_size, progress, gallery)
+    if pairs is not None:
+        n = min(cfg.limit or len(pairs), len(pairs))
+        score_translations(translator, pairs, scorer, size, n, cfg.batch_size, progress, gallery)
     else:
         found = (
             (domain_folder(domains[0], "a"), domain_folder(domains[1], "b"))
@@ -286,7 +297,7 @@ def default_split(data: str | Path) -> str:
 
 def score_translations(
     translator: Any,
-    dataset: PairedDataset,
+    dataset: PairedDataset | GrayPairs,
     scorer: Scorer,
     size: int,
     n: int,
@@ -310,16 +321,20 @@ def score_translations(
 
 
 def _train_targets(
-    data_cfg: DataConfig, train_data: str | Path | None
+    data_cfg: DataConfig, train_data: str | Path | None, kind: str = "paired"
 ) -> Callable[[], Iterator[np.ndarray]] | None:
     """The target domain's training images (MiFID's memorization reference), as a function
-    that reads them one by one: ``train_data``, else the training split of the data."""
+    that reads them one by one: ``train_data``, else the training split of the data (of
+    ``kind``: paired, unpaired or images)."""
     if train_data is not None:
         paths = list_images(train_data)
         return lambda: (read_with_hint(p, 3) for p in paths)
     if not data_cfg.root:  # scoring --domain-a/--domain-b: only --train-data gives them
         return None
     split = data_cfg.train_split
+    if kind == "images":
+        images = ImageDataset(data_cfg, False, split)
+        return lambda: (images.load(i) for i in range(len(images)))
     if locate_pairs(data_cfg.root, split, data_cfg.layout) is not None:
         pairs = PairedDataset(data_cfg, split, train=False)
         return lambda: (pairs.raw_target(i) for i in range(len(pairs)))
@@ -429,7 +444,7 @@ def _from_net(x: torch.Tensor) -> torch.Tensor:
 
 def evaluate_translator(
     translator: Any,
-    dataset: PairedDataset,
+    dataset: PairedDataset | GrayPairs,
     metrics: Sequence[str] = ("l1", "rmse", "pixel_acc"),
     size: int | None = None,
     limit: int | None = None,

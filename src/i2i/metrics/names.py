@@ -8,7 +8,8 @@ from i2i.errors import ConfigError
 
 PAIRED = ("l1", "rmse", "psnr", "ssim", "pixel_acc", "lpips", "miou")  # miou: with a palette
 DISTRIBUTION = ("fid", "kid", "is", "precision", "recall", "mifid")
-METRICS = PAIRED + DISTRIBUTION
+DESCRIPTIVE = ("colorfulness",)  # of the outputs alone (and of the real images, for comparison)
+METRICS = PAIRED + DISTRIBUTION + DESCRIPTIVE
 LOWER_IS_BETTER = {"l1", "rmse", "lpips", "fid", "kid", "mifid"}
 
 

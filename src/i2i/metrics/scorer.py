@@ -3,6 +3,7 @@
 Paired metrics (``l1 rmse psnr ssim pixel_acc lpips``) need each output next to its ground truth;
 distribution metrics (``fid kid is precision recall mifid``) compare the two sets through one
 feature extractor, whose features are computed once per image and shared by all of them.
+``colorfulness`` describes the outputs (and, as ``colorfulness_real``, the real images).
 Images are 8-bit tensors, Nx{1,3}xHxW.
 """
 
@@ -15,6 +16,7 @@ import torch
 from i2i.errors import ConfigError
 from i2i.metrics import distribution as dist
 from i2i.metrics import paired
+from i2i.metrics.colorfulness import colorfulness
 from i2i.metrics.features import FeatureExtractor, Features, resize_for_features
 from i2i.metrics.names import DISTRIBUTION, PAIRED, check_metrics
 from i2i.metrics.palette import Palette, PaletteIoU
@@ -48,6 +50,10 @@ class Scorer:
         self.per_image: dict[str, list[torch.Tensor]] = {
             m: [] for m in self.metrics if m in PAIRED and m != "miou"
         }
+        # colourfulness of each output and each real image, when asked for
+        self.colorful: dict[str, list[torch.Tensor]] | None = None
+        if "colorfulness" in self.metrics:
+            self.colorful = {"colorfulness": [], "colorfulness_real": []}
         self.fake: list[torch.Tensor] = []
         self.fake_logits: list[torch.Tensor] = []
         self.real: list[torch.Tensor] = []
@@ -67,6 +73,8 @@ class Scorer:
 
     def add_fakes(self, fake: torch.Tensor) -> None:
         self.count += len(fake)
+        if self.colorful is not None:
+            self.colorful["colorfulness"].append(colorfulness(fake).cpu())
         if self.extractor is not None:
             feats = self._features(fake)
             self.fake.append(feats.embedding)
@@ -74,6 +82,8 @@ class Scorer:
                 self.fake_logits.append(feats.logits)
 
     def add_reals(self, real: torch.Tensor) -> None:
+        if self.colorful is not None:
+            self.colorful["colorfulness_real"].append(colorfulness(real).cpu())
         if self.extractor is not None:
             self.real.append(self._features(real).embedding)
 
@@ -88,12 +98,15 @@ class Scorer:
             if not values:
                 raise ValueError(f"{name} needs output/target pairs, and none were given")
             out[name] = float(torch.cat(values).double().mean())
+        for name, values in (self.colorful or {}).items():
+            if values:
+                out[name] = float(torch.cat(values).mean())
         if self.palette_iou is not None:
             out.update(self.palette_iou.compute())
         if self.extractor is None:
             return out
         wants = set(self.metrics)
-        if not self.fake or (not self.real and wants - {"is"} - set(PAIRED)):
+        if not self.fake or (not self.real and wants & set(DISTRIBUTION) - {"is"}):
             raise ValueError("distribution metrics need generated and real images")
         fake = torch.cat(self.fake)
         real = torch.cat(self.real) if self.real else fake[:0]

@@ -4,6 +4,7 @@ kind in ``MODELS``; ``build_model`` makes the one a run's config names."""
 from __future__ import annotations
 
 from i2i.models.base import MODELS, Model, Update, build_model, data_kind, model_card
+from i2i.models.colorization import Colorization
 from i2i.models.cut import CUT
 from i2i.models.cyclegan import CycleGAN
 from i2i.models.dcgan import DCGAN
@@ -13,6 +14,7 @@ __all__ = [
     "CUT",
     "DCGAN",
     "MODELS",
+    "Colorization",
     "CycleGAN",
     "Model",
     "Pix2Pix",

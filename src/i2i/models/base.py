@@ -26,7 +26,7 @@ from i2i.config import DataConfig, DiscriminatorConfig, GeneratorConfig, RunConf
 from i2i.errors import ConfigError
 from i2i.nets import Generator, UNetGenerator
 from i2i.registry import Registry
-from i2i.runs.card import ModelCard, NetSpec, SampleInfo, ScaleInfo, TranslateInfo
+from i2i.runs.card import NORMALIZATION, ModelCard, NetSpec, SampleInfo, ScaleInfo, TranslateInfo
 from i2i.version import __version__
 
 DataKind = Literal["paired", "unpaired", "images"]
@@ -43,6 +43,7 @@ class Model(nn.Module, ABC):
     """A method: its networks as attributes, and what the loop asks of it (module docstring)."""
 
     data: ClassVar[DataKind]  # the kind of data it learns from (i2i.data.build)
+    normalization: ClassVar[str] = NORMALIZATION  # how its networks see pixels (the card's)
 
     @classmethod
     def for_run(cls, cfg: RunConfig) -> Model:
@@ -117,6 +118,7 @@ def model_card(model: Model, cfg: RunConfig, step: int) -> ModelCard:
         config=to_dict(cfg),
         i2i_version=__version__,
         scale=scale,
+        normalization=model.normalization,
     )
 
 

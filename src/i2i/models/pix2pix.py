@@ -21,7 +21,7 @@ from i2i.models.base import (
     check_translation_size,
     set_requires_grad,
 )
-from i2i.nets import build_discriminator, build_generator, init_weights
+from i2i.nets import Generator, init_weights
 from i2i.runs.card import NetSpec
 
 RECON_NAMES = {"l1": "G_L1", "l2": "G_L2", "l1+l2": "G_L1L2"}
@@ -35,22 +35,24 @@ class Pix2Pix(Model):
         super().__init__()
         self.cfg = cfg
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.G = init_weights(
-            build_generator(cfg.generator, in_channels, out_channels), cfg.init, cfg.init_gain
-        )
-        self.D = init_weights(
-            build_discriminator(cfg.discriminator, in_channels + out_channels),
-            cfg.init,
-            cfg.init_gain,
-        )
+        specs = self.net_specs()  # the card's networks, built as a checkpoint rebuilds them
+        G = specs["G"].build()
+        assert isinstance(G, Generator)
+        self.G: Generator = init_weights(G, cfg.init, cfg.init_gain)
+        self.D = init_weights(specs["D"].build(), cfg.init, cfg.init_gain)
         self.gan = GANLoss(cfg.gan_mode)
 
     def param_groups(self) -> dict[str, list[nn.Module]]:
         return {"G": [self.G], "D": [self.D]}
 
     def training_step(self, batch: dict[str, Any], update: Update) -> dict[str, torch.Tensor]:
-        real_A, real_B = batch["A"], batch["B"]
-        fake_B = self.G(real_A)
+        return self.conditional_step(self.G, batch["A"], batch["B"], update)
+
+    def conditional_step(
+        self, G: nn.Module, real_A: torch.Tensor, real_B: torch.Tensor, update: Update
+    ) -> dict[str, torch.Tensor]:
+        """One step of the paper's losses for generator ``G``: real_A -> real_B (NCHW)."""
+        fake_B = G(real_A)
 
         # D: real pairs (x, y) are real, generated pairs (x, G(x)) are fake
         set_requires_grad([self.D], True)

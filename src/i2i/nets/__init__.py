@@ -8,6 +8,7 @@ from __future__ import annotations
 from torch import nn
 
 from i2i.config import DiscriminatorConfig, GeneratorConfig, NetConfig
+from i2i.nets.colorizer import Colorizer
 from i2i.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from i2i.nets.layers import init_weights, norm_layer
 from i2i.nets.patch_mlp import PatchSampleMLP
@@ -16,12 +17,14 @@ from i2i.nets.registry import DISCRIMINATORS, GENERATORS, HEADS, ROLES
 from i2i.nets.resnet import ResnetGenerator
 from i2i.nets.unet import UNetGenerator
 
-Generator = UNetGenerator | ResnetGenerator
+Generator = UNetGenerator | ResnetGenerator | Colorizer
 """Every image-to-image generator is fully convolutional and says which input sizes it takes
 (``size_multiple``)."""
 
 
-def build_generator(cfg: GeneratorConfig, in_channels: int, out_channels: int) -> Generator:
+def build_generator(
+    cfg: GeneratorConfig, in_channels: int, out_channels: int
+) -> UNetGenerator | ResnetGenerator:
     """Generator ``cfg.kind`` mapping NxC_inxHxW images in [-1, 1] to NxC_outxHxW in [-1, 1].
     Raises ConfigError for an unknown kind or an impossible option."""
     net = GENERATORS.get(cfg.kind)(cfg, in_channels, out_channels)
@@ -44,6 +47,7 @@ __all__ = [
     "DISCRIMINATORS",
     "GENERATORS",
     "HEADS",
+    "Colorizer",
     "DCGANDiscriminator",
     "DCGANGenerator",
     "Generator",

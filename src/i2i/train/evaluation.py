@@ -1,21 +1,22 @@
 """Evaluation during training (``--eval-every N --eval-metric NAME``): score the model on the
-val split's pairs, so the loop can log the score and keep the best checkpoint."""
+val split's pairs (for colorization, the val images), so the loop can log the score and keep
+the best checkpoint."""
 
 from __future__ import annotations
 
 import torch
 
 from i2i.config import RunConfig
-from i2i.data.paired import PairedDataset, locate
+from i2i.data.build import scored_pairs
 from i2i.errors import ConfigError
 from i2i.infer.translator import Translator
 from i2i.metrics.evaluate import score_translations
 from i2i.metrics.features import FeatureExtractor, build_extractor
-from i2i.metrics.names import DISTRIBUTION, check_metrics
+from i2i.metrics.names import DESCRIPTIVE, DISTRIBUTION, check_metrics
 from i2i.metrics.paired import LPIPS
 from i2i.metrics.scorer import Scorer
-from i2i.models import Model
-from i2i.nets import ResnetGenerator, UNetGenerator
+from i2i.models import Model, data_kind
+from i2i.nets import Generator
 
 
 class TrainingEvaluator:
@@ -26,18 +27,26 @@ class TrainingEvaluator:
                 "--eval-every scores translations against the val split; for DCGAN, score "
                 "checkpoints with `i2i evaluate` instead"
             )
-        if locate(cfg.data.root, cfg.data.val_split, cfg.data.layout) is None:
+        val, kind = cfg.data.val_split, data_kind(cfg.model.kind)
+        dataset = scored_pairs(cfg.data, val, kind)
+        if dataset is None and kind == "images":
+            raise ConfigError(f"--eval-every needs a '{val}' folder of images in {cfg.data.root}")
+        if dataset is None:
             raise ConfigError(
-                f"--eval-every needs a '{cfg.data.val_split}' split with pairs in "
-                f"{cfg.data.root} ({cfg.data.val_split}/ or {cfg.data.val_split}A/ + "
-                f"{cfg.data.val_split}B/ with matching file names)"
+                f"--eval-every needs a '{val}' split with pairs in {cfg.data.root} ({val}/ or "
+                f"{val}A/ + {val}B/ with matching file names)"
             )
         self.cfg = cfg
         self.device = device
-        self.dataset = PairedDataset(cfg.data, cfg.data.val_split, train=False)
+        self.dataset = dataset
         self.count = min(cfg.train.eval_limit or len(self.dataset), len(self.dataset))
         if self.metric == "mifid":
             raise ConfigError("--eval-metric mifid needs the training images; pick another")
+        if self.metric in DESCRIPTIVE:
+            raise ConfigError(
+                f"--eval-metric {self.metric} describes outputs rather than scoring them; "
+                "pick a metric that compares them with the targets, such as psnr or ssim"
+            )
         # networks the metric needs are loaded once, and fail before training starts
         self.extractor: FeatureExtractor | None = None
         if self.metric in DISTRIBUTION:
@@ -48,7 +57,7 @@ class TrainingEvaluator:
         direction = self.cfg.data.direction
         net_name = model.translate_nets(direction)[direction]
         net = model.get_submodule(net_name)
-        assert isinstance(net, UNetGenerator | ResnetGenerator)
+        assert isinstance(net, Generator)
         translator = Translator(net, self.device, self.cfg.data.input_nc)
         scorer = Scorer([self.metric], self.extractor, self.lpips)
         score_translations(translator, self.dataset, scorer, self.cfg.data.crop_size, self.count)
