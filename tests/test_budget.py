@@ -125,8 +125,8 @@ def test_a_second_ctrl_c_stops_at_once(monkeypatch, capsys):
 
 
 def test_a_time_limited_run_resumes_with_the_time_left(synth_dir, tmp_path):
-    cfg = config_file(synth_dir, tmp_path, max_steps=None, epochs=50, epochs_decay=50,
-                      save_every=10_000, log_every=1)  # fmt: skip
+    cfg = config_file(synth_dir, tmp_path, max_steps=None, epochs=5000, epochs_decay=5000,
+                      save_every=10_000, log_every=1)  # more steps than 10 s can take  # fmt: skip
     proc = subprocess.Popen(cli("train", "--config", cfg, "--time-limit", "10s", "--no-progress"),
                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     wait_for(tmp_path / "run" / "metrics.jsonl", lambda p: len(p.read_text().splitlines()) >= 10)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
 import subprocess
 import sys
 from dataclasses import replace
@@ -21,7 +20,6 @@ from torch.utils.data import default_collate
 from i2i.data.build import Pixels
 from i2i.data.paired import PairedDataset
 from i2i.data.transforms import network_range
-from i2i.device import keep_freed_memory
 from i2i.nets.layers import InstanceNorm2d
 from i2i.train.loop import train
 from i2i.train.monitor import read_metrics
@@ -155,26 +153,34 @@ def test_two_processes_train_like_one_with_the_whole_batch(synth_dir, tmp_path):
     assert max((half[k] - two[k]).abs().max().item() for k in weights) > 1e-3
 
 
+FAULT_PROBE = """
+import resource, torch
+from i2i.device import keep_freed_memory
+
+def page_faults_of_new_tensors():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(4):
+        torch.ones(12 * 2**20)  # 48 MiB, written page by page
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+assert keep_freed_memory(False)
+page_faults_of_new_tensors()
+by_default = page_faults_of_new_tensors()
+assert keep_freed_memory(True)
+for _ in range(3):  # the heap grows (over two rounds, here) and then holds still
+    page_faults_of_new_tensors()
+print(by_default, page_faults_of_new_tensors())
+"""
+
+
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="sets glibc's allocator")
 def test_kept_memory_is_not_faulted_in_again():
     """With glibc's thresholds, each 48 MiB tensor is mapped afresh and faulted in page by page;
-    with freed memory kept, the next one reuses the last one's pages."""
-
-    def page_faults_of_new_tensors() -> int:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        for _ in range(4):
-            torch.ones(12 * 2**20)  # 48 MiB, written page by page
-        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
-    try:
-        assert keep_freed_memory(False)
-        page_faults_of_new_tensors()
-        faults_by_default = page_faults_of_new_tensors()
-        assert keep_freed_memory(True)
-        page_faults_of_new_tensors()  # the heap grows once
-        faults_kept = page_faults_of_new_tensors()
-    finally:
-        keep_freed_memory(True)  # as training sets it
+    with freed memory kept, the next one reuses the last one's pages. Measured in a fresh
+    process, whose heap the tests before it have not shaped."""
+    probe = subprocess.run([sys.executable, "-c", FAULT_PROBE], capture_output=True, text=True,
+                           check=True, timeout=120)  # fmt: skip
+    faults_by_default, faults_kept = map(int, probe.stdout.split())
     assert faults_by_default > 0
     assert faults_kept * 10 < faults_by_default, (faults_kept, faults_by_default)
 
