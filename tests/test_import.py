@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 import i2i
 from i2i.cli import app
 from i2i.errors import CheckpointError, ConfigError
+from i2i.nets.colorizer import l_ab_to_rgb, rgb_to_l_ab
 from i2i.runs.checkpoint import read_card
 from i2i.runs.importer import ImportConfig, import_reference, infer_architecture
 
@@ -89,7 +90,7 @@ def reference_file(tmp_path: Path, netg: str, nc: tuple[int, int], ngf: int, nor
 
 
 CASES = [  # netG, (input_nc, output_nc), ngf, norm, dropout, side
-    ("unet_128", (1, 2), 4, "instance", True, 128),  # colorization's L -> ab channels
+    ("unet_128", (1, 3), 4, "instance", True, 128),  # one input channel
     ("unet_256", (3, 3), 2, "none", False, 256),
     ("resnet_6blocks", (3, 1), 4, "batch", True, 32),
     ("resnet_9blocks", (4, 3), 3, "none", False, 24),
@@ -116,6 +117,40 @@ def test_every_field_is_inferred_and_outputs_match(netg, nc, ngf, norm, dropout,
         expected = net(x)
     got = i2i.load(ckpt, device="cpu").translate_tensor(x)
     assert (got - expected).abs().max().item() < PARITY
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_reference_colorization_generators_become_colorizers(backend, tmp_path):
+    """The reference's colorization model is a U-Net from L (1 channel) to ab (2): imported, it
+    colours RGB images as i2i's colorization does, the reference network inside the Lab
+    conversions, within 1e-4."""
+    pth, net = reference_file(tmp_path, "unet_128", (1, 2), 4, "instance", True)
+    ckpt = import_reference(pth, tmp_path / "g")
+    card = read_card(ckpt)
+    assert card.model == "colorization" and card.nets["G"].config.kind == "colorizer"
+    assert "L / 50 - 1" in card.normalization
+    x = torch.rand(2, 3, 128, 128) * 2 - 1
+    lightness, _ = rgb_to_l_ab(x)
+    with torch.no_grad():
+        expected = l_ab_to_rgb(lightness, net(lightness))
+    got = i2i.load(ckpt, device="cpu", backend=backend).translate_tensor(x)
+    assert (got - expected).abs().max().item() < PARITY
+
+
+def test_the_import_command_names_a_batch_norm_colorizer(tmp_path):
+    pth, _ = reference_file(tmp_path, "unet_128", (1, 2), 4, "batch", True)
+    result = CliRunner().invoke(app, ["import", str(pth), "--out", str(tmp_path / "g")])
+    assert result.exit_code == 0, result.output
+    assert "a colorization generator" in result.output and "on image statistics" in result.output
+
+
+def test_only_an_l_to_ab_generator_imports_as_colorization(tmp_path):
+    pth, _ = reference_file(tmp_path, "unet_128", (3, 3), 4, "instance", True)
+    args = ["import", str(pth), "--out", str(tmp_path / "g"), "--model", "colorization"]
+    result = CliRunner().invoke(app, args)
+    code, output = result.exit_code, " ".join(result.output.split())
+    assert code == 1 and "from L (1 channel) to ab (2 channels)" in output
+    assert "maps 3 to 3" in output and "Traceback" not in output
 
 
 def test_per_image_batch_statistics_are_the_reference_test_scripts_default(tmp_path):

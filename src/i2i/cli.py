@@ -560,7 +560,11 @@ def import_command(
         help="Batch norm in translation: image (each image's own, the reference test "
         "script's default) | running (its --eval).",
     ),
-    model: str = typer.Option(None, help="pix2pix | cyclegan [U-Net: pix2pix, ResNet: cyclegan]"),
+    model: str = typer.Option(
+        None,
+        help="pix2pix | cyclegan | colorization [1 -> 2 channels: colorization; else U-Net: "
+        "pix2pix, ResNet: cyclegan]",
+    ),
     direction: str = typer.Option("AtoB", help="AtoB | BtoA: the input side of its dataset."),
     preprocess: str = typer.Option("resize_and_crop", help="How its training images were scaled."),
     load_size: int = typer.Option(286, help="Its training load size, px."),
@@ -593,8 +597,7 @@ def import_command(
     arch = Architecture(**card.source["architecture"])
     typer.echo(f"imported {pth} into {out}: a {card.model} generator, {arch.describe()}")
     if arch.norm == "batch":
-        stats = card.nets["G"].config.batch_stats  # type: ignore[union-attr]
-        typer.echo(f"  batch norm on {stats} statistics (--batch-stats)")
+        typer.echo(f"  batch norm on {cfg.batch_stats} statistics (--batch-stats)")
     typer.echo(f"  translate: i2i translate {out} IMAGES --out translated/ --resize train")
 
 

@@ -372,6 +372,14 @@ class ColorizerConfig(Section):
     """Colorization's translating network: RGB -> CIE L -> ``generator`` (1 -> 2 channels) ->
     a, b -> RGB, so that it takes and gives RGB like any generator (``nets.colorizer``)."""
 
+    # how the colorizer's generator sees pixels (a model card's ``normalization``): the
+    # reference repository's colorization scaling, so its generators import unchanged
+    NORMALIZATION: ClassVar[str] = (
+        "network pixels = 2x - 1 for image pixels x in [0, 1]; back: (y + 1) / 2. Inside the "
+        "colorizer, CIE Lab (D65, kornia.color): the generator sees L / 50 - 1 (L in 0..100) "
+        "and predicts (a, b) / 110"
+    )
+
     kind: Literal["colorizer"] = "colorizer"
     generator: GeneratorConfig = option(factory=GeneratorConfig)
 

@@ -30,11 +30,7 @@ from i2i.nets.unet import UNetGenerator
 
 L_SCALE = 50.0  # network L = L / 50 - 1
 AB_SCALE = 110.0  # network ab = ab / 110
-NORMALIZATION = (
-    "network pixels = 2x - 1 for image pixels x in [0, 1]; back: (y + 1) / 2. Inside the "
-    "colorizer, CIE Lab (D65, kornia.color): the generator sees L / 50 - 1 (L in 0..100) and "
-    "predicts (a, b) / 110"
-)
+NORMALIZATION = ColorizerConfig.NORMALIZATION
 
 
 def rgb_to_l_ab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

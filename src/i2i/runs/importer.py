@@ -19,7 +19,9 @@ error naming the key that disagrees. Differences it bridges: the reference gives
 when its norm is batch or none (i2i: only before batch norm, and never at the U-Net's outer
 convs), and a missing bias is exactly a zero one; old files (PyTorch before 0.4) keep running
 statistics for instance norms, which are dropped. A ``module.`` prefix from DataParallel is
-stripped.
+stripped. A U-Net from L to ab (1 -> 2 channels) is the reference's colorization model: it
+becomes colorization's RGB -> RGB colorizer around that generator (``nets.colorizer``, whose
+scaling of L and ab is the reference's).
 
 Files are read with ``torch.load(..., weights_only=True)`` only: anything but plain tensors is
 refused, never unpickled. The result is an ordinary checkpoint (``model.safetensors`` + card),
@@ -42,6 +44,7 @@ from i2i.config import (
     MAX_SIDE,
     MAX_WIDTH,
     BatchStats,
+    ColorizerConfig,
     Direction,
     GeneratorConfig,
     GeneratorKind,
@@ -52,7 +55,7 @@ from i2i.config import (
 )
 from i2i.download import cache_root
 from i2i.errors import CheckpointError, ConfigError
-from i2i.runs.card import ModelCard, NetSpec, ScaleInfo, TranslateInfo
+from i2i.runs.card import NORMALIZATION, ModelCard, NetSpec, ScaleInfo, TranslateInfo
 from i2i.runs.checkpoint import check_finite, save_checkpoint
 from i2i.runs.layout import CARD, LATEST
 
@@ -63,7 +66,7 @@ FORMAT = "pytorch-CycleGAN-and-pix2pix"
 CHECKPOINT = "imported"  # the checkpoint's name inside an import's folder
 # the reference's netG names -> (i2i kind, depth); other depths are written as depth overrides
 REFERENCE_DEPTHS = {"unet_128": 7, "unet_256": 8, "resnet_6blocks": 6, "resnet_9blocks": 9}
-Method = Literal["pix2pix", "cyclegan"]
+Method = Literal["pix2pix", "cyclegan", "colorization"]
 
 
 @dataclass
@@ -88,7 +91,9 @@ class ImportConfig(Section):
         "image", "Batch norm in translation: each image's own statistics (the reference test "
         "script's default and the paper's) or the running ones (its --eval).",
     )  # fmt: skip
-    model: Method | None = option(None, "The method (U-Net: pix2pix, ResNet: cyclegan).")
+    model: Method | None = option(
+        None, "The method (1 -> 2 channels: colorization, else U-Net: pix2pix, ResNet: cyclegan)."
+    )
     direction: Direction = option("AtoB", "Which side of its dataset the model takes as input.")
     preprocess: Preprocess = option("resize_and_crop", "How its training images were scaled.")
     load_size: int = option(286, "Load size of its training (px).", min=1, max=MAX_SIDE)
@@ -382,11 +387,18 @@ def import_reference(
     arch = infer_architecture(state, str(path), cfg)
     check_finite(state, f"{path}: ", "a diverged run")
     weights = i2i_weights(state, arch)
-    method: Method = cfg.model or ("pix2pix" if arch.kind == "unet" else "cyclegan")
+    method = cfg.model or default_method(arch)
     gen = arch.generator_config(cfg.batch_stats)
+    if method == "colorization":  # G: L -> ab inside the colorizer, which takes and gives RGB
+        check_colorizer(arch, str(path))
+        spec, prefix = NetSpec("generator", ColorizerConfig(generator=gen), 3, 3), "G.generator."
+        normalization = ColorizerConfig.NORMALIZATION
+    else:
+        spec, prefix = NetSpec("generator", gen, arch.input_nc, arch.output_nc), "G."
+        normalization = NORMALIZATION
     card = ModelCard(
         model=method,
-        nets={"G": NetSpec("generator", gen, arch.input_nc, arch.output_nc)},
+        nets={"G": spec},
         translate=TranslateInfo({cfg.direction: "G"}, cfg.direction, cfg.crop_size),
         scale=ScaleInfo(cfg.preprocess, cfg.load_size, cfg.crop_size),
         source={
@@ -397,8 +409,26 @@ def import_reference(
             "options": cfg.given(),
             **(source or {}),
         },
+        normalization=normalization,
     )
-    return save_checkpoint(out, CHECKPOINT, {f"G.{k}": v for k, v in weights.items()}, card)
+    return save_checkpoint(out, CHECKPOINT, {prefix + k: v for k, v in weights.items()}, card)
+
+
+def default_method(arch: Architecture) -> Method:
+    """The method a reference generator comes from: L -> ab (1 -> 2 channels) is the
+    reference's colorization model; otherwise its U-Nets are pix2pix's, its ResNets CycleGAN's."""
+    if (arch.input_nc, arch.output_nc) == (1, 2):
+        return "colorization"
+    return "pix2pix" if arch.kind == "unet" else "cyclegan"
+
+
+def check_colorizer(arch: Architecture, where: str) -> None:
+    """A colorization generator maps L (1 channel) to ab (2); CheckpointError otherwise."""
+    if (arch.input_nc, arch.output_nc) != (1, 2):
+        raise CheckpointError(
+            f"{where}: --model colorization takes a generator from L (1 channel) to ab (2 "
+            f"channels), but this one maps {arch.input_nc} to {arch.output_nc}; leave --model out"
+        )
 
 
 def cached_import(path: str | Path, cfg: ImportConfig | None = None) -> Path:
