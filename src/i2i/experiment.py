@@ -282,6 +282,7 @@ def plot_cell_losses(cells: list[Cell], out: Path) -> None:
                 ax.plot(steps, moving_average(list(values), window), color=f"C{j}", label=cell)
         ax.set_title(loss)
         ax.set_xlabel("step")
+        ax.locator_params(axis="x", nbins=5, integer=True)  # 5-digit steps overlap at more
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()

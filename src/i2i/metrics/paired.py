@@ -93,5 +93,5 @@ def to_uint8(x: np.ndarray, size: int | None = None) -> np.ndarray:
     if size is None or arr.shape[:2] == (size, size):
         return arr
     img = Image.fromarray(arr.squeeze(-1) if arr.shape[-1] == 1 else arr)
-    out = np.asarray(img.resize((size, size), Image.Resampling.BICUBIC))
+    out = np.array(img.resize((size, size), Image.Resampling.BICUBIC))
     return out[..., None] if out.ndim == 2 else out

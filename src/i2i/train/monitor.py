@@ -115,6 +115,7 @@ def plot_loss_curves(metrics_file: Path, out: Path, title: str = "") -> Path | N
         ax.plot(steps, moving_average(values, max(1, len(values) // 20)), color="C0")
         ax.set_title(name)
         ax.set_xlabel("step")
+        ax.locator_params(axis="x", nbins=5, integer=True)  # 5-digit steps overlap at more
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
