@@ -101,6 +101,62 @@ def test_a_killed_run_finishes_without_redoing_anything(run, tmp_path):
     assert "300 already there" in rerun.stdout
 
 
+def running_with(text: str) -> list[int]:
+    """The processes whose command line holds ``text``."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().decode(errors="replace"):
+                pids.append(int(cmdline.parent.name))
+        except OSError:  # it ended meanwhile
+            pass
+    return pids
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="processes die with their parent on Linux")
+def test_a_killed_multiprocess_run_leaves_no_process_writing(run, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(600):
+        Image.new("RGB", (32, 32), (i % 256, 0, 0)).save(inputs / f"{i:04d}.png")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "i2i", "translate", str(run), str(inputs), "--out", str(out),
+               "--batch-size", "1", "--backend", "torch", "--no-progress"]  # fmt: skip
+    command += ["--devices", "2"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(list(out.glob("*.png"))) < 20:
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # the command only: torchrun and its processes follow
+    proc.wait()
+    deadline = time.time() + 30
+    while running_with(str(out)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert running_with(str(out)) == []
+    written = len(list(out.glob("*.png")))
+    assert written < 600  # nobody went on writing after the kill
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len(list(out.glob("*.png"))) == 600 and f"{written} already there" in again.stdout
+
+
+def test_a_bad_input_among_two_processes_is_one_error_line(run, photos, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for p in list(photos.iterdir())[:5]:
+        (inputs / p.name).write_bytes(p.read_bytes())
+    (inputs / "broken.png").write_bytes(b"not a png")
+    done = cli("translate", run, inputs, "--out", tmp_path / "out", "--devices", "2",
+               "--backend", "torch", "--no-progress")  # fmt: skip
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr[-3000:]  # no launcher traceback, one process reports
+    assert lines[0].startswith("error: ") and "broken.png" in lines[0]
+    assert "1 of 6 inputs" in lines[0]  # counted over both processes
+    assert len(list((tmp_path / "out").glob("*.png"))) == 5
+
+
 def test_a_bad_input_is_in_the_manifest_and_the_others_are_written(run, photos, tmp_path, capsys):
     inputs = tmp_path / "in"
     inputs.mkdir()

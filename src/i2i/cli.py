@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import inspect
 import socket
-import subprocess
 import sys
 import warnings
 from collections.abc import Callable
@@ -21,10 +20,11 @@ import typer
 from typer.exceptions import TyperException
 
 from i2i.config import MODEL_CONFIGS, RunConfig
-from i2i.errors import ConfigError, UserError
+from i2i.errors import BadImageError, ConfigError, UserError
 from i2i.flags import TRAIN_FLAGS
 from i2i.infer.resize import RESIZE_HELP
 from i2i.metrics.names import METRICS
+from i2i.parallel import launch
 
 app = typer.Typer(
     help="Image-to-image translation with GANs: train, watch, translate.",
@@ -226,9 +226,7 @@ def relaunch_under_torchrun(devices: int) -> None:
             skip = True
         elif not arg.startswith("--devices="):
             args.append(arg)
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command = [*launcher, f"--nproc-per-node={devices}", "-m", "i2i", *args]
-    raise typer.Exit(subprocess.call(command))
+    raise typer.Exit(launch(devices, args))
 
 
 @app.command()
@@ -323,6 +321,10 @@ def translate(
             procs=procs,
             resize=scale,
         )
+    except BadImageError:
+        if not procs.main:  # process 0 reports the inputs of all
+            raise typer.Exit(1) from None
+        raise
     finally:
         if procs.world > 1:
             from i2i.parallel import finish

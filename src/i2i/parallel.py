@@ -3,12 +3,21 @@ this process stands among them, its device, and the process group they share. Tr
 (data parallelism) and batch translation (sharded inputs) both stand on it.
 
 ``i2i train|translate --devices N`` runs the same command under ``torchrun --standalone
---nproc-per-node N``; across machines, ``torchrun --nnodes ... -m i2i ...`` on each.
+--nproc-per-node N`` (``launch``); across machines, ``torchrun --nnodes ... -m i2i ...`` on
+each. torchrun starts each process in a session of its own, so a terminal's Ctrl-C reaches
+only torchrun, which stops them, while a SIGKILL of the command would leave them running and
+writing into the folder that a restarted run writes to: every process therefore dies with its
+parent (``die_with_parent``).
 """
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -46,6 +55,7 @@ def join(device_name: str, backend: str | None = None) -> tuple[Processes, torch
     device = pick_device(device_name)
     if world == 1:
         return Processes(), device
+    die_with_parent(signal.SIGKILL)  # its checkpoints and outputs are atomic
     rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     if device.type == "cuda":
@@ -80,3 +90,52 @@ def finish(procs: Processes) -> None:
     if procs.world > 1 and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def launch(devices: int, args: list[str]) -> int:
+    """Run ``i2i ARGS`` in ``devices`` processes on this machine under torchrun; returns the
+    exit status of the first process that failed, else 0. Each process has already printed
+    its error, so torchrun's own report of the failure (a traceback of the launcher) is left
+    out (``LOGLEVEL=INFO`` brings its logs back). torchrun stops the processes when this one
+    is interrupted or terminated, and dies with it when it is killed."""
+    env = dict(os.environ)
+    # torchrun's default (1 thread each, with a banner saying so) wastes cores beside a GPU
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // devices)))
+    env.setdefault("LOGLEVEL", "CRITICAL")
+    command = [sys.executable, "-m", "i2i.parallel", "--standalone",
+               f"--nproc-per-node={devices}", "-m", "i2i", *args]  # fmt: skip
+    return subprocess.call(command, env=env, preexec_fn=lambda: die_with_parent(signal.SIGTERM))
+
+
+def die_with_parent(sig: int) -> None:
+    """Have Linux send ``sig`` to this process when its parent dies (``prctl``'s
+    PR_SET_PDEATHSIG; Python's standard library has no call for it, hence ctypes). Does
+    nothing on other systems."""
+    if sys.platform != "linux":
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(sig))
+
+
+def _torchrun(argv: list[str]) -> int:
+    """torchrun's launcher, as ``launch`` runs it (``python -m i2i.parallel TORCHRUN_ARGS``):
+    the exit status of the first failed process instead of a traceback."""
+    # torch's launcher, imported here: this module is imported without torch elsewhere
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    # LOGLEVEL is torchrun's own setting, which its modules' plain loggers do not read
+    logging.getLogger("torch.distributed.elastic").setLevel(os.environ.get("LOGLEVEL", "WARNING"))
+    try:
+        run(parse_args(argv))
+    except ChildFailedError as exc:
+        code = exc.get_first_failure()[1].exitcode
+        return code if code >= 0 else 128 - code  # a signal's death as a shell shows it
+    except SignalException as exc:
+        return 128 + int(exc.sigval)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_torchrun(sys.argv[1:]))

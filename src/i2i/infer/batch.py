@@ -84,9 +84,10 @@ class Record:
 
 
 class Translated(list[str]):
-    """The names this process wrote, plus what it skipped (outputs already there), what
-    failed (with the reason), how many inputs looked like side-by-side A|B pairs translated
-    whole, and (process 0) the manifest's counts per status over all processes and runs."""
+    """The names this process wrote, plus how many inputs all processes skipped (outputs
+    already there), what this process failed on (with the reason), how many inputs looked like
+    side-by-side A|B pairs translated whole, and (process 0) the manifest's counts per status
+    over all processes and runs."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -174,7 +175,8 @@ def translate_files(
     or another and back (``i2i.infer.resize``). ``procs``: this process's share under torchrun.
 
     Returns the names this process wrote. Raises BadImageError after the good inputs are
-    written when some could not be read, unless ``skip_bad``."""
+    written when some could not be read, unless ``skip_bad``: in every process, each counting
+    the inputs of all (the CLI prints process 0's)."""
     procs = procs or Processes()
     resize = Resize.parse(resize)
     sources = expand_inputs(inputs)[:limit]
@@ -259,14 +261,20 @@ def translate_files(
                 result.skipped += 1
             elif record.status == "failed":
                 result.failed.append(record)
-        result.summary = _merge_manifest(writer, procs)
-    if result.failed and not skip_bad:
-        first = result.failed[0]
+        merged = _merge_manifest(writer, procs)
+        result.summary = dict(Counter(r["status"] for r in merged))
+        # every process's counts, for one report
+        result.skipped, failed = _total(result.skipped, procs), _total(len(result.failed), procs)
+    if failed and not skip_bad:
+        # process 0 names the first failure of any process (the merged manifest has them all)
+        first = next((r for r in merged if r["status"] == "failed"), None) or asdict(
+            result.failed[0]
+        )
         raise BadImageError(
-            first.input,
-            f"{first.error}; pass --skip-bad to skip such files ({len(result.failed)} of "
-            f"{len(sources)} inputs could not be translated; the others were written; "
-            f"{MANIFEST} in {out} lists them)",
+            first["input"],
+            f"{first['error']}; pass --skip-bad to skip such files ({failed} of {len(sources)} "
+            f"inputs could not be translated; the others were written; {MANIFEST} in {out} "
+            "lists them)",
         )
     for record in result.failed:
         tqdm.write(f"skipped {record.input}: {record.error}")
@@ -355,14 +363,14 @@ def _total(count: int, procs: Processes) -> int:
     return int(total.item())
 
 
-def _merge_manifest(writer: ImageWriter, procs: Processes) -> dict[str, int]:
+def _merge_manifest(writer: ImageWriter, procs: Processes) -> list[dict[str, Any]]:
     """Once every process is done, process 0 merges the manifest of earlier runs and every
     part file (this run's, and those a killed run left) into ``_manifest.jsonl``: the newest
     record of an input wins, but "skipped" never hides how the output was made. Returns its
-    counts per status (process 0)."""
+    records (process 0; the others get none)."""
     _barrier(procs)
     if not procs.main:
-        return {}
+        return []
     parts = writer.names("_manifest.part-*.jsonl")
     merged: dict[str, dict[str, Any]] = {}
     for text in [writer.read_text(MANIFEST) or ""] + [writer.read_text(p) or "" for p in parts]:
@@ -377,7 +385,7 @@ def _merge_manifest(writer: ImageWriter, procs: Processes) -> dict[str, int]:
     writer.write_text(MANIFEST, "".join(json.dumps(r) + "\n" for r in merged.values()))
     for name in parts:
         writer.remove(name)
-    return dict(Counter(r["status"] for r in merged.values()))
+    return list(merged.values())
 
 
 def batched(items: Iterable[T], n: int) -> Iterator[list[T]]:
