@@ -54,7 +54,8 @@ def test_a_time_limit_stops_on_time_with_the_schedule_at_its_end(synth_dir, tmp_
     done = subprocess.run(cli("train", "--config", cfg, "--time-limit", "8s", "--no-progress"),
                           capture_output=True, text=True, env=ENV, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "stopped at the time limit" in done.stdout and "--resume" in done.stdout
+    assert "stopped at the time limit" in done.stdout
+    assert "--resume" in done.stdout and "--time-limit 16s" in done.stdout  # a larger budget
     rows = read_metrics(tmp_path / "run" / "metrics.jsonl")
     steps = rows[-1]["step"]
     assert resolve_checkpoint(tmp_path / "run").name == f"step_{steps:08d}"  # the final save
@@ -139,6 +140,9 @@ def test_a_time_limited_run_resumes_with_the_time_left(synth_dir, tmp_path):
     assert done.returncode == 0, done.stderr
     total = load_trainer_state(resolve_checkpoint(tmp_path / "run"))["seconds"]
     assert 8.5 < total <= 10.5 and "stopped at the time limit" in done.stdout
+    again = subprocess.run(cli("train", "--resume", tmp_path / "run", "--no-progress"), env=ENV,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "nothing to train" in again.stdout and "--time-limit 20s" in again.stdout
     config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert config["train"]["time_limit"] == "10s"
     assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["lr"] < (

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import typer
 from typer.exceptions import TyperException
 
-from i2i.config import MODEL_CONFIGS, RunConfig
+from i2i.config import MODEL_CONFIGS, RunConfig, parse_duration
 from i2i.errors import BadImageError, ConfigError, UserError
 from i2i.flags import TRAIN_FLAGS
 from i2i.infer.resize import RESIZE_HELP
@@ -89,6 +89,15 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def longer(time_limit: str) -> str:
+    """Twice a ``--time-limit``, written as a user would (``30m`` -> ``1h``)."""
+    seconds = 2 * parse_duration(time_limit)
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
 def domain_folders(domain_a: Path | None, domain_b: Path | None) -> tuple[Path, Path] | None:
     """``--domain-a`` and ``--domain-b``, which go together."""
     if domain_a is None and domain_b is None:
@@ -140,10 +149,18 @@ def train_command(
         return  # process 0 reports
     run = result.run_dir
     done = result.step - result.start_step
+    timed_out = result.stopped_by == "time limit"
+    # a time limit counts every session of a run: going on takes a larger one
+    more_time = f"--time-limit {longer(cfg.train.time_limit)}" if cfg.train.time_limit else ""
     if result.start_step and not done:
+        how = (
+            f"a larger --time-limit ({more_time}: the limit counts all sessions)"
+            if timed_out
+            else "a larger --max-steps, or --epochs / --epochs-decay,"
+        )
         typer.echo(
             f"\nnothing to train: the run is at step {result.step}, its limit ({result.limit}); "
-            "resume with a larger --max-steps, or --epochs / --epochs-decay, to train longer"
+            f"resume with {how} to train longer"
         )
     elif result.start_step:
         typer.echo(
@@ -159,7 +176,7 @@ def train_command(
         )
         typer.echo(
             f"  stopped {why} at step {result.step}, with a checkpoint; continue with: "
-            f"i2i train --resume {run}"
+            f"i2i train --resume {run}" + (f" {more_time}" if timed_out else "")
         )
     if "://" in cfg.train.out:
         typer.echo(f"  mirrored to {cfg.train.out} (checkpoints, config, logs, pictures)")
