@@ -160,3 +160,23 @@ def test_a_tile_size_alone_works(capsys, run, data, tmp_path):
 )  # fmt: skip
 def test_other_commands_check_their_values(capsys, args):
     assert "Input should be greater than or equal" in main_error(capsys, *args)
+
+
+def test_paths_in_the_way_are_one_line(capsys, run, data, tmp_path):
+    """An --out that is a file, and a .pth of foreign bytes, are named without a traceback."""
+    (tmp_path / "taken.txt").write_text("x")
+    line = main_error(capsys, "translate", run, data / "val", "--out", tmp_path / "taken.txt")
+    assert "taken.txt" in line
+    (tmp_path / "junk.pth").write_text("junk\n")
+    line = main_error(capsys, "import", tmp_path / "junk.pth", "--out", tmp_path / "imported")
+    assert "junk.pth: not a PyTorch state dict" in line and "not a PyTorch file" in line
+
+
+def test_inputs_that_would_share_an_output_are_named(capsys, run, data, tmp_path):
+    photo = next((data / "val").iterdir())
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes(photo.read_bytes())
+    (tmp_path / "in" / "a.jpg").write_bytes(photo.read_bytes())
+    line = main_error(capsys, "translate", run, tmp_path / "in", "--out", tmp_path / "out")
+    assert "a.jpg and" in line and "a.png would be written as the same a.png" in line
+    assert "rename one" in line

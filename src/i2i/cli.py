@@ -81,7 +81,10 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except UserError as exc:
             raise fail(str(exc)) from None
-        except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError,
+                FileNotFoundError) as exc:  # fmt: skip
+            if exc.filename is None:  # not a path: a fault of i2i's, with its traceback
+                raise
             raise fail(f"{exc.filename}: {exc.strerror}") from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None

@@ -182,7 +182,12 @@ def translate_files(
     sources = expand_inputs(inputs)[:limit]
     repeated = [stem for stem, n in Counter(s.stem for s in sources).items() if n > 1]
     if repeated:
-        raise DataError(f"several inputs would be written as {sorted(repeated)[:5]} in {out}")
+        clash = [s.location for s in sources if s.stem == sorted(repeated)[0]]
+        raise DataError(
+            f"{' and '.join(clash)} would be written as the same {sorted(repeated)[0]}{suffix} "
+            f"in {out} ({len(repeated)} such name(s)); rename one, or translate them into "
+            "separate --out folders"
+        )
     if translator.backend == "torch" and str(translator.device) == "cpu":
         from i2i.device import keep_freed_memory  # imports torch, loaded already on this path
 

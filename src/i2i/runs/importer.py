@@ -174,8 +174,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         found = re.search(r"GLOBAL (\S+)", str(exc))
         why = f"it holds a pickled {found.group(1)}" if found else "not a PyTorch weights file"
         raise CheckpointError(refuse % why) from None
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as exc:
-        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError,
+            IndexError, TypeError, AttributeError) as exc:  # fmt: skip
+        # how torch's reader fails on a file that is not one of its own varies with the bytes
+        foreign = isinstance(exc, (KeyError, IndexError, TypeError, AttributeError))
+        why = "not a PyTorch file" if foreign or not str(exc) else str(exc).splitlines()[0]
         raise CheckpointError(refuse % f"unreadable: {why}") from None
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]  # a wrapped state dict, as some trainers save one
