@@ -180,3 +180,22 @@ def test_inputs_that_would_share_an_output_are_named(capsys, run, data, tmp_path
     line = main_error(capsys, "translate", run, tmp_path / "in", "--out", tmp_path / "out")
     assert "a.jpg and" in line and "a.png would be written as the same a.png" in line
     assert "rename one" in line
+
+
+@pytest.mark.parametrize("file", ["model.safetensors", "trainer.safetensors"])
+def test_resuming_from_non_finite_state_is_refused(capsys, data, tmp_path, file):
+    """NaN in the discriminator's weights or in the optimizer's moments: named at resume,
+    before training on from it."""
+    from safetensors.torch import load_file, save_file
+
+    from i2i.runs.checkpoint import resolve_checkpoint
+
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY]) == 0
+    path = resolve_checkpoint(tmp_path / "run") / file
+    tensors = load_file(str(path))
+    key = next(k for k, v in tensors.items() if v.is_floating_point() and not k.startswith("G."))
+    tensors[key] = torch.full_like(tensors[key], float("nan"))
+    save_file(tensors, str(path))
+    capsys.readouterr()
+    line = main_error(capsys, "train", "--resume", tmp_path / "run", "--max-steps", "3")
+    assert f"{key} holds NaN or infinite values" in line and file in line

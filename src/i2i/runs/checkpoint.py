@@ -301,4 +301,5 @@ def load_trainer_state(ckpt: Path) -> dict[str, Any]:
     if not meta_file.is_file():
         raise CheckpointError(f"{ckpt}: holds no trainer state, so training cannot resume from it")
     tensors = load_file(str(tensor_file), device="cpu")
+    check_finite(tensors, f"{tensor_file}: ", "a diverged run")  # optimizer moments, ...
     return unflatten_state(json.loads(meta_file.read_text()), tensors)

@@ -35,6 +35,7 @@ from i2i.kernels import cpu_kernels_enabled, use_cpu_kernels
 from i2i.metrics.names import better
 from i2i.models import build_model, data_kind, model_card
 from i2i.runs.checkpoint import (
+    check_finite,
     latest_name,
     load_trainer_state,
     load_weights,
@@ -44,7 +45,7 @@ from i2i.runs.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from i2i.runs.layout import CONFIG, LATEST
+from i2i.runs.layout import CONFIG, LATEST, WEIGHTS
 from i2i.runs.storage import RunMirror, is_url
 from i2i.train import distributed
 from i2i.train.accel import accelerate, autocast, loader_workers, to_device
@@ -158,7 +159,9 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     if resume:
         ckpt = resolve_checkpoint(run_dir)
         state = load_trainer_state(ckpt)
-        model.load_state_dict(load_weights(ckpt))
+        weights = load_weights(ckpt)
+        check_finite(weights, f"{ckpt / WEIGHTS}: ", "a diverged run")  # trainer state: too
+        model.load_state_dict(weights)
         update.load_state_dict(state)
         model.load_train_state(state["model"])
         step = state["step"]
