@@ -199,3 +199,9 @@ def test_resuming_from_non_finite_state_is_refused(capsys, data, tmp_path, file)
     capsys.readouterr()
     line = main_error(capsys, "train", "--resume", tmp_path / "run", "--max-steps", "3")
     assert f"{key} holds NaN or infinite values" in line and file in line
+
+
+def test_a_batch_larger_than_the_data_is_refused(data, tmp_path):
+    line = error_line("train", "--data", data, "--out", tmp_path / "run", *TINY,
+                      "--batch-size", "8")  # 4 training pairs  # fmt: skip
+    assert "--batch-size 8 is more than the 4 training examples" in line

@@ -380,8 +380,14 @@ def stop_reason(
 
 
 def check_batch_sizes(train_set: PixelDataset, cfg: RunConfig) -> None:
-    """Images that keep their own sizes batch only with their like: refuse mixed sizes unless
-    each batch holds one image, naming two files that differ."""
+    """A batch fits in the training set (a larger one would silently shrink to it, and the
+    images/s with it); images that keep their own sizes batch only with their like: refuse
+    mixed sizes unless each batch holds one image, naming two files that differ."""
+    if cfg.train.batch_size > len(train_set):
+        raise ConfigError(
+            f"--batch-size {cfg.train.batch_size} is more than the {len(train_set)} training "
+            f"examples of the data: use --batch-size {len(train_set)} or less"
+        )
     if cfg.data.preprocess != "none" or cfg.train.batch_size == 1:
         return
     sizes = train_set.stored_sizes()
