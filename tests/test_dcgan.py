@@ -98,6 +98,8 @@ def test_dcgan_samples_move_toward_the_data(digits, tmp_path):
     trained.G = load_generator(result.run_dir, device="cpu")
     after = distance(trained)
     assert after < 0.7 * before, (before, after)
+    width, height = Image.open(result.run_dir / "samples.png").size
+    assert height < 1.5 * width  # one 8x8 grid of the 64 fixed latents, not one per example
 
 
 def test_sample_command_writes_n_images(digits, tmp_path):

@@ -44,6 +44,7 @@ class Model(nn.Module, ABC):
 
     data: ClassVar[DataKind]  # the kind of data it learns from (i2i.data.build)
     normalization: ClassVar[str] = NORMALIZATION  # how its networks see pixels (the card's)
+    conditional: ClassVar[bool] = True  # its outputs depend on an input image
 
     @classmethod
     def for_run(cls, cfg: RunConfig) -> Model:

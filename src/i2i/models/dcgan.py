@@ -29,6 +29,7 @@ from i2i.runs.card import NetSpec
 @MODELS.register("dcgan")
 class DCGAN(Model):
     data: ClassVar[DataKind] = "images"
+    conditional: ClassVar[bool] = False  # from noise alone
 
     def __init__(self, cfg: DCGANConfig, channels: int = 1, size: int = 28) -> None:
         super().__init__()

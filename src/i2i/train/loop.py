@@ -135,7 +135,8 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     rule = size_rule(data_cfg, fits)
     train_set, preview_set = open_datasets(data_cfg, data_kind(cfg.model.kind), rule)
     check_batch_sizes(train_set, cfg)
-    n_preview = min(cfg.train.num_samples, len(preview_set))
+    # an unconditional model's preview (a grid from fixed noise) is the same for every example
+    n_preview = min(cfg.train.num_samples if model.conditional else 1, len(preview_set))
     previews = [
         to_device(default_collate([preview_view(preview_set[i], cfg.data)]), device, channels_last)
         for i in range(n_preview)
