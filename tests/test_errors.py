@@ -205,3 +205,15 @@ def test_a_batch_larger_than_the_data_is_refused(data, tmp_path):
     line = error_line("train", "--data", data, "--out", tmp_path / "run", *TINY,
                       "--batch-size", "8")  # 4 training pairs  # fmt: skip
     assert "--batch-size 8 is more than the 4 training examples" in line
+
+
+def test_a_bad_image_in_evaluate_says_what_evaluate_can_do(capsys, data, tmp_path):
+    photo = next((data / "val").iterdir())
+    for side in ("real", "fake"):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "a.png").write_bytes(photo.read_bytes())
+    (tmp_path / "fake" / "a.png").write_bytes(b"not a png")
+    line = main_error(capsys, "evaluate", "--real", tmp_path / "real", "--fake",
+                      tmp_path / "fake", "--metrics", "l1", "--no-progress")  # fmt: skip
+    assert "a.png" in line and "fix or remove the file" in line
+    assert "--skip-bad" not in line  # evaluate has no such option

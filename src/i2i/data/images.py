@@ -373,13 +373,14 @@ def screen(items: Sequence[T], check: Callable[[T], None], skip_bad: bool, what:
     return good
 
 
-def open_with_hint(path: Path) -> Picture:
-    """``open_image`` whose error also says how to skip the file."""
+def open_with_hint(path: Path, hint: str = SKIP_HINT) -> Picture:
+    """``open_image`` whose error also says what to do (``hint``: by default, how to skip
+    the file)."""
     try:
         return open_image(path)
     except BadImageError as exc:
-        raise BadImageError(exc.path, f"{exc.problem}; {SKIP_HINT}") from None
+        raise BadImageError(exc.path, f"{exc.problem}; {hint}") from None
 
 
-def read_with_hint(path: Path, channels: int) -> np.ndarray:
-    return pil_to_array(open_with_hint(path), channels, path)
+def read_with_hint(path: Path, channels: int, hint: str = SKIP_HINT) -> np.ndarray:
+    return pil_to_array(open_with_hint(path, hint), channels, path)

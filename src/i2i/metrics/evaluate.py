@@ -46,6 +46,12 @@ from i2i.runs.checkpoint import read_card, resolve_checkpoint
 from i2i.runs.pretrained import resolve_model
 
 
+def _read(path: Path, channels: int) -> np.ndarray:
+    """An image to score (HxWxC, [0, 1]); a bad file stops the score, since leaving it out
+    would change what is measured."""
+    return read_with_hint(path, channels, "fix or remove the file")
+
+
 @dataclass
 class EvalConfig:
     metrics: list[str] | None = None  # None: every metric the data and this machine allow
@@ -274,12 +280,12 @@ def evaluate_checkpoint(
         inputs, targets = list_images(a)[: cfg.limit], list_images(b)[: cfg.limit]
         n = len(inputs)
         for batch in tqdm(list(batched(inputs, cfg.batch_size)), disable=not progress):
-            arrays = [read_with_hint(p, translator.input_channels) for p in batch]
+            arrays = [_read(p, translator.input_channels) for p in batch]
             outs = [to_uint8(o, size) for o in translator.translate_arrays(arrays, cfg.batch_size)]
             scorer.add_fakes(_stack(outs))
             gallery.add(input=[to_uint8(a, size) for a in arrays], output=outs)
         for batch in batched(targets, cfg.batch_size):
-            scorer.add_reals(_stack([to_uint8(read_with_hint(p, 3), size) for p in batch]))
+            scorer.add_reals(_stack([to_uint8(_read(p, 3), size) for p in batch]))
         unpaired = "the domain folders are unpaired" if data is None else f"{split} has no pairs"
         notes.append(f"{unpaired}: distribution metrics only")
     return Report(scorer.compute(), n, source, notes, gallery)
@@ -328,7 +334,7 @@ def _train_targets(
     ``kind``: paired, unpaired or images)."""
     if train_data is not None:
         paths = list_images(train_data)
-        return lambda: (read_with_hint(p, 3) for p in paths)
+        return lambda: (_read(p, 3) for p in paths)
     if not data_cfg.root:  # scoring --domain-a/--domain-b: only --train-data gives them
         return None
     split = data_cfg.train_split
@@ -344,7 +350,7 @@ def _train_targets(
         return None
     target = folders[1] if data_cfg.direction == "AtoB" else folders[0]  # type: ignore[index]
     paths = list_images(target)
-    return lambda: (read_with_hint(p, 3) for p in paths)
+    return lambda: (_read(p, 3) for p in paths)
 
 
 # -- two folders --------------------------------------------------------------------------------
@@ -375,9 +381,9 @@ def evaluate_folders(
     size = cfg.size
     gallery, resized = Gallery(), Counter[tuple[str, str]]()
     for batch in tqdm(list(batched(fakes, cfg.batch_size)), disable=not progress):
-        outs = [to_uint8(read_with_hint(p, 3), size) for p in batch]
+        outs = [to_uint8(_read(p, 3), size) for p in batch]
         if paired_ok:
-            targets = [to_uint8(read_with_hint(by_stem[p.stem], 3), size) for p in batch]
+            targets = [to_uint8(_read(by_stem[p.stem], 3), size) for p in batch]
             for o, t in zip(outs, targets, strict=True):
                 if o.shape != t.shape:
                     resized[(_size(o), _size(t))] += 1
@@ -395,10 +401,10 @@ def evaluate_folders(
         )
     if not paired_ok:
         for batch in batched(reals, cfg.batch_size):
-            scorer.add_reals(_stack_any([to_uint8(read_with_hint(p, 3), size) for p in batch]))
+            scorer.add_reals(_stack_any([to_uint8(_read(p, 3), size) for p in batch]))
         notes.append("no output/target pairs by file name: distribution metrics only")
     for batch in batched(trains or [], cfg.batch_size):
-        scorer.add_train(_stack_any([to_uint8(read_with_hint(p, 3), size) for p in batch]))
+        scorer.add_train(_stack_any([to_uint8(_read(p, 3), size) for p in batch]))
     source = {"real": str(real), "fake": str(fake)}
     return Report(scorer.compute(), len(fakes), source, notes, gallery)
 
