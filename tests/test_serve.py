@@ -114,6 +114,13 @@ def test_bad_uploads_get_4xx_json_errors(client: TestClient, kwargs, status, wor
     assert client.get("/healthz").status_code == 200  # still serving
 
 
+def test_a_bad_query_value_is_a_readable_422(client: TestClient):
+    r = client.post("/v1/models/maps/translate?tile=abc", files={"image": ("a.png", png_bytes())})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"].startswith("query tile: ") and "integer" in r.json()["error"]
+    assert "[{" not in r.text  # not a repr of the validator's list
+
+
 def test_unknown_model_is_404(client: TestClient):
     r = client.post("/v1/models/nope/translate", content=png_bytes())
     assert r.status_code == 404 and "maps" in r.json()["error"]

@@ -185,7 +185,12 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": str(exc.errors())}, 422)
+        # "query tile: Input should be a valid integer ...", one clause per field
+        problems = [
+            f"{' '.join(str(part) for part in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+            for e in exc.errors()
+        ]
+        return JSONResponse({"error": "; ".join(problems)}, 422)
 
     def check_token(request: Request) -> None:
         if cfg.token is None:
