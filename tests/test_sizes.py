@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from typer.testing import CliRunner
@@ -59,6 +60,19 @@ def test_a_later_misfit_is_named_before_training_or_skipped(tmp_path):
     assert not (tmp_path / "r1" / "checkpoints").exists()  # stopped before training
     code, output = train(*args, "--out", tmp_path / "r2", "--skip-bad")
     assert code == 0, output
+
+
+def test_a_misfit_val_image_is_left_out_of_the_sample_grids(tmp_path):
+    """With --preprocess none, a val image the generator cannot take used to stop the run
+    with a traceback at its first sample grid, losing its steps."""
+    pairs(tmp_path / "data" / "train", [32, 32])
+    pairs(tmp_path / "data" / "val", [40, 32, 32])  # 40 is no multiple of 32
+    with pytest.warns(UserWarning, match="leave out preview example 0"):
+        code, output = train("--data", tmp_path / "data", "--out", tmp_path / "run",
+                             "--preprocess", "none", "--batch-size", "1", "--set",
+                             "train.num_samples=2", *SMALL)  # fmt: skip
+    assert code == 0, output
+    assert (tmp_path / "run" / "samples.png").is_file()
 
 
 def test_size_advice_applies_under_preprocess_none(tmp_path):

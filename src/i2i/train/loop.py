@@ -14,8 +14,11 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +27,7 @@ from torch.utils.data import DataLoader, default_collate
 from tqdm import tqdm
 
 from i2i import parallel
-from i2i.config import RunConfig, parse_duration, to_dict
+from i2i.config import DataConfig, RunConfig, parse_duration, to_dict
 from i2i.data.build import Pixels, open_datasets
 from i2i.data.paired import EpochBatchSampler, steps_per_epoch
 from i2i.data.transforms import PixelDataset, network_range, preview_view, size_rule
@@ -138,8 +141,8 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     # an unconditional model's preview (a grid from fixed noise) is the same for every example
     n_preview = min(cfg.train.num_samples if model.conditional else 1, len(preview_set))
     previews = [
-        to_device(default_collate([preview_view(preview_set[i], cfg.data)]), device, channels_last)
-        for i in range(n_preview)
+        to_device(default_collate([example]), device, channels_last)
+        for example in preview_examples(preview_set, n_preview, cfg.data, fits)
     ]
     if device.type == "cpu" and cpu_kernels_enabled(cfg.train.cpu_kernels):
         use_cpu_kernels(model)
@@ -241,7 +244,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
             mark_best(ckpt_root, f"step_{step:08d}", best)
 
     def samples() -> None:
-        if monitor is None:
+        if monitor is None or not previews:
             return
         model.eval()
         rows = [model.preview(example) for example in previews]  # images of any sizes
@@ -378,6 +381,29 @@ def stop_reason(
     flag = torch.tensor([1.0 if reason else 0.0], device=device)
     torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
     return reason or ("stopped by another process" if flag.item() else "")
+
+
+def preview_examples(
+    preview_set: PixelDataset, n: int, data: DataConfig, fits: Callable[[int, int], None]
+) -> list[dict[str, Any]]:
+    """The first ``n`` examples of the preview set as the sample grids show them. With
+    ``--preprocess none`` each keeps its own size, and one the networks cannot take
+    (``fits`` raises ConfigError) is left out with a warning: only the training images are
+    screened before training, and a misfit would stop the run at its first grid."""
+    examples: list[dict[str, Any]] = []
+    for i in range(len(preview_set)):
+        if len(examples) == n:
+            break
+        example = preview_view(preview_set[i], data)
+        if data.preprocess == "none":
+            image = next(v for v in example.values() if isinstance(v, torch.Tensor))
+            try:
+                fits(image.shape[-1], image.shape[-2])
+            except ConfigError as exc:
+                warnings.warn(f"sample grids leave out preview example {i}: {exc}", stacklevel=2)
+                continue
+        examples.append(example)
+    return examples
 
 
 def check_batch_sizes(train_set: PixelDataset, cfg: RunConfig) -> None:
