@@ -89,17 +89,20 @@ def test_cards_nested_beyond_reason_or_huge_are_refused(ckpt, tmp_path):
         i2i.load(deep)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "foreign", "garbage"])
+@pytest.mark.parametrize("damage", ["truncated", "foreign", "garbage", "integers"])
 def test_damaged_weights_are_one_line(ckpt, tmp_path, damage, capsys):
     bad = edited(ckpt, tmp_path, lambda c: None)
     weights = bad / "model.safetensors"
-    if damage == "truncated":
+    if damage == "integers":  # the right names and shapes, but not numbers a net computes with
+        tensors = load_file(str(weights))
+        save_file({k: v.to(torch.int64) for k, v in tensors.items()}, str(weights))
+    elif damage == "truncated":
         weights.write_bytes(weights.read_bytes()[:1000])
     elif damage == "foreign":
         save_file({"layer.weight": torch.zeros(3, 3)}, str(weights))
     else:
         weights.write_bytes(struct.pack("<Q", 10**12) + b"{}")
-    with pytest.raises(CheckpointError, match="model.safetensors|the weights lack"):
+    with pytest.raises(CheckpointError, match="model.safetensors|the weights lack|stored as I64"):
         i2i.load(bad, device="cpu")
     Image.new("RGB", (32, 32)).save(tmp_path / "in.png")
     code = main(["translate", str(bad), str(tmp_path / "in.png"), "--out", str(tmp_path / "o"),

@@ -186,15 +186,19 @@ def read_card(ckpt: Path) -> ModelCard:
     return ModelCard.read(ckpt / CARD)
 
 
-def weight_shapes(ckpt: Path) -> dict[str, tuple[int, ...]]:
-    """Each tensor's shape in ``ckpt/model.safetensors``, from the file's header alone (no
-    tensor is read). CheckpointError for a missing, truncated or foreign file."""
+def weight_shapes(ckpt: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Each tensor's shape and safetensors dtype ("F32", "I64", ...) in
+    ``ckpt/model.safetensors``, from the file's header alone (no tensor is read).
+    CheckpointError for a missing, truncated or foreign file."""
     from safetensors import SafetensorError, safe_open
 
     path = ckpt / WEIGHTS
     try:
         with safe_open(str(path), "np") as f:
-            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+            return {
+                k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype())
+                for k in f.keys()  # noqa: SIM118
+            }
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing; a checkpoint needs its weights") from None
     except (SafetensorError, OSError, ValueError) as exc:
@@ -228,8 +232,8 @@ def check_card_matches_weights(ckpt: Path, card: ModelCard, net_name: str) -> No
     with torch.device("meta"):
         expected = card.nets[net_name].build().state_dict()
     stored = {
-        k[len(net_name) + 1 :]: shape
-        for k, shape in weight_shapes(ckpt).items()
+        k[len(net_name) + 1 :]: shape_dtype
+        for k, shape_dtype in weight_shapes(ckpt).items()
         if k.startswith(net_name + ".")
     }
     where = f"{ckpt}: {CARD} and {WEIGHTS} disagree"
@@ -246,11 +250,17 @@ def check_card_matches_weights(ckpt: Path, card: ModelCard, net_name: str) -> No
             f"does not have ({len(extra)} extra); the checkpoint is inconsistent"
         )
     for key, tensor in expected.items():
-        if tuple(tensor.shape) != stored[key]:
+        shape, dtype = stored[key]
+        if tuple(tensor.shape) != shape:
             raise CheckpointError(
-                f"{where}: {net_name}.{key} is {list(stored[key])} in the weights, but the "
+                f"{where}: {net_name}.{key} is {list(shape)} in the weights, but the "
                 f"card's architecture ({_describe(card, net_name)}) needs "
                 f"{list(tensor.shape)}; the checkpoint is inconsistent"
+            )
+        if tensor.is_floating_point() != dtype.startswith(("F", "BF")):
+            raise CheckpointError(
+                f"{where}: {net_name}.{key} is stored as {dtype}, but the network holds "
+                f"{str(tensor.dtype).removeprefix('torch.')} there; the checkpoint is inconsistent"
             )
 
 
