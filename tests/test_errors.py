@@ -217,3 +217,10 @@ def test_a_bad_image_in_evaluate_says_what_evaluate_can_do(capsys, data, tmp_pat
                       tmp_path / "fake", "--metrics", "l1", "--no-progress")  # fmt: skip
     assert "a.png" in line and "fix or remove the file" in line
     assert "--skip-bad" not in line  # evaluate has no such option
+
+
+def test_an_unwritable_evaluate_out_is_named_before_scoring(capsys, data, tmp_path):
+    (tmp_path / "taken").write_text("x")
+    line = main_error(capsys, "evaluate", "--real", data / "val", "--fake", data / "val",
+                      "--metrics", "l1", "--out", tmp_path / "taken", "--no-progress")  # fmt: skip
+    assert "taken" in line

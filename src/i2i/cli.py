@@ -459,6 +459,8 @@ def evaluate(
         device=device,
         palette=str(palette) if palette else None,
     )
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)  # before the scoring: a bad --out says so now
     if checkpoint is not None:
         if real is not None or fake is not None:
             raise ConfigError("with a CHECKPOINT, give --data DIR (not --real/--fake)")
@@ -476,10 +478,10 @@ def evaluate(
         out = out or Path("eval")
     else:
         raise ConfigError("give a CHECKPOINT with --data DIR, or --real DIR and --fake DIR")
-    path = report.write(out)
-    typer.echo(report.table())
+    typer.echo(report.table())  # first: an unwritable --out then costs no scores
     for note in report.notes:
         typer.echo(f"note: {note}")
+    path = report.write(out)
     typer.echo(f"{report.count} images; wrote {path} and {path.with_suffix('.md')}")
 
 
