@@ -224,3 +224,8 @@ def test_an_unwritable_evaluate_out_is_named_before_scoring(capsys, data, tmp_pa
     line = main_error(capsys, "evaluate", "--real", data / "val", "--fake", data / "val",
                       "--metrics", "l1", "--out", tmp_path / "taken", "--no-progress")  # fmt: skip
     assert "taken" in line
+
+
+def test_a_dataset_url_says_datasets_are_local(data, tmp_path):
+    line = error_line("train", "--data", f"file://{data}", "--out", tmp_path / "run", *TINY)
+    assert f"file://{data}: datasets are read from local folders" in line

@@ -40,6 +40,11 @@ def locate(root: str | Path, split: str | None, layout: str = "auto") -> Locatio
     A root without split folders is its own training split (``split`` is then ignored for
     training, and there is no validation split).
     """
+    if "://" in str(root):  # Path() would fold the URL into a path that names nothing
+        raise DataError(
+            f"{root}: datasets are read from local folders or .npz files; copy it here first "
+            "(for object storage, with its own tool, e.g. `aws s3 sync`)"
+        )
     root = Path(root)
     if not root.exists():
         raise DataError(f"{root}: dataset not found (expected a folder or a .npz file)")
