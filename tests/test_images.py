@@ -82,6 +82,17 @@ def test_sixteen_bit_colour_keeps_its_low_bits(tmp_path):
         np.testing.assert_allclose(got, values / 65535, atol=1e-6, err_msg=name)
 
 
+def test_sixteen_bit_gray_with_alpha_keeps_its_low_bits(tmp_path):
+    gray = np.array([[30000, 30001, 30005]], np.uint16)
+    alpha = np.full_like(gray, 65535)
+    with open(tmp_path / "la32.png", "wb") as f:
+        png.Writer(3, 1, greyscale=True, alpha=True, bitdepth=16).write(
+            f, np.stack([gray, alpha], -1).reshape(1, -1).tolist()
+        )
+    got = pil_to_array(open_image(tmp_path / "la32.png"), 1)
+    np.testing.assert_allclose(got[..., 0], gray / 65535, atol=1e-6)
+
+
 def test_a_png_whose_data_ends_early_is_refused(tmp_path):
     rows = b"".join(b"\x00" + bytes([200] * 15) for _ in range(4))  # 4 of 8 rows
     (tmp_path / "short.png").write_bytes(raw_png(5, 8, rows))

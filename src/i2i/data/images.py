@@ -183,11 +183,11 @@ def _decode(fp: Path | io.BytesIO, source: str | Path, budget: int) -> Picture:
 
 
 def _deep_colour(im: Image.Image) -> bool:
-    """16 bits per channel with colour, which PIL would read as 8 bits: PNG RGB/RGBA at 16
-    bits, TIFF with several 16-bit samples per pixel."""
+    """16 bits per channel with colour or alpha, which PIL would read as 8 bits: PNG
+    RGB/RGBA/gray+alpha at 16 bits, TIFF with several 16-bit samples per pixel."""
     if im.format == "PNG":
         tile = im.tile if isinstance(im, ImageFile.ImageFile) else []
-        return bool(tile) and tile[0].args in ("RGB;16B", "RGBA;16B")
+        return bool(tile) and tile[0].args in ("RGB;16B", "RGBA;16B", "LA;16B")
     if im.format == "TIFF":
         bits = im.tag_v2.get(258, (8,))  # type: ignore[attr-defined]
         bits = bits if isinstance(bits, tuple) else (bits,)
@@ -324,11 +324,11 @@ def uint_array_to_float(arr: np.ndarray, source: str, channels: int) -> np.ndarr
         raise BadImageError(source, f"expected uint8 or uint16 pixels, got {arr.dtype}")
     if out.ndim == 2:
         out = out[..., None]
-    if out.ndim != 3 or out.shape[-1] not in (1, 3, 4):
-        raise BadImageError(source, f"expected HxW, HxWx1, HxWx3 or HxWx4, got shape {arr.shape}")
-    if out.shape[-1] == 4:  # straight alpha over white, as for files
-        alpha = out[..., 3:]
-        out = out[..., :3] * alpha + (1.0 - alpha)
+    if out.ndim != 3 or out.shape[-1] not in (1, 2, 3, 4):
+        raise BadImageError(source, f"expected HxW or HxWx1 to HxWx4, got shape {arr.shape}")
+    if out.shape[-1] in (2, 4):  # gray or colour with straight alpha, over white as for files
+        alpha = out[..., -1:]
+        out = out[..., :-1] * alpha + (1.0 - alpha)
     return match_channels(out, channels)
 
 
