@@ -3,6 +3,7 @@ do: no traceback, no internal name the user never typed."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -229,3 +230,19 @@ def test_an_unwritable_evaluate_out_is_named_before_scoring(capsys, data, tmp_pa
 def test_a_dataset_url_says_datasets_are_local(data, tmp_path):
     line = error_line("train", "--data", f"file://{data}", "--out", tmp_path / "run", *TINY)
     assert f"file://{data}: datasets are read from local folders" in line
+
+
+def test_object_storage_without_credentials_is_one_line(run, data, tmp_path):
+    pytest.importorskip("s3fs")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "n"),
+               AWS_CONFIG_FILE=str(tmp_path / "n"))  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "i2i", "translate", str(run), str(data / "val"), "--out",
+         "s3://bucket/maps/", "--no-progress"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr[-3000:]
+    assert lines[0].startswith("error: s3://bucket/maps: the storage cannot be reached")
+    assert "credentials" in lines[0]

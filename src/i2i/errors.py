@@ -63,3 +63,8 @@ class WeightsMissing(UserError, FileNotFoundError):
 class DownloadError(UserError, OSError):
     """A download failed (offline, refused, corrupt); the message names the URL and what to
     do instead."""
+
+
+class StorageError(UserError, OSError):
+    """Object storage cannot be reached as a URL asks (credentials, endpoint, bucket); the
+    message names the URL and what to check."""

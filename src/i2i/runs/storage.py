@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from i2i.download import cache_root
-from i2i.errors import CheckpointError, ConfigError
+from i2i.errors import CheckpointError, ConfigError, StorageError
 from i2i.runs.layout import (
     BEST,
     CARD,
@@ -51,7 +51,17 @@ def url_fs(url: str) -> tuple[Any, str]:
         raise ConfigError(
             f"{url}: object storage needs the storage extra: pip install 'i2i[storage]'"
         ) from None
-    fs, path = fsspec.core.url_to_fs(url)
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+        fs.exists(path)  # a first request, so that missing credentials show up here
+    except (ImportError, ValueError) as exc:  # an unknown scheme, or its package missing
+        raise StorageError(f"{url}: {exc}") from None
+    except Exception as exc:
+        raise StorageError(
+            f"{url}: the storage cannot be reached ({type(exc).__name__}: {exc}); check its "
+            "credentials and endpoint (s3: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or "
+            "~/.aws/credentials, and AWS_ENDPOINT_URL for a non-AWS server)"
+        ) from None
     return fs, path.rstrip("/")
 
 
