@@ -167,6 +167,7 @@ def test_a_bad_input_is_in_the_manifest_and_the_others_are_written(run, photos, 
     assert main(["translate", str(run), str(inputs), "--out", str(out), "--no-progress"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "broken.png" in err[0] and "1 of 6 inputs" in err[0]
+    assert f"{out / '_manifest.jsonl'} lists them" in err[0]
     assert len(list(out.glob("*.png"))) == 5
     failed = [r for r in manifest(out) if r["status"] == "failed"]
     assert [Path(r["input"]).name for r in failed] == ["broken.png"] and failed[0]["error"]

@@ -289,7 +289,7 @@ def translate(
     --resize train to translate at the model's training scale. Outputs that exist are
     skipped, so a killed run restarted with the same command finishes what is missing;
     OUT/_manifest.jsonl records every input. --devices N (or torchrun) shares the inputs out."""
-    from i2i.infer.batch import MANIFEST, translate_files
+    from i2i.infer.batch import translate_files
     from i2i.infer.resize import Resize
     from i2i.infer.tiles import check_tiles, default_overlap
     from i2i.infer.translator import BACKENDS, Translator
@@ -372,7 +372,7 @@ def translate(
             "translate one half"
         )
     counts = ", ".join(f"{n} {status}" for status, n in written.summary.items())
-    typer.echo(f"  {out}/{MANIFEST}: {counts}" if counts else "")
+    typer.echo(f"  {written.manifest}: {counts}" if counts else "")
 
 
 @app.command()

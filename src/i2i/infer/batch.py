@@ -95,6 +95,7 @@ class Translated(list[str]):
         self.failed: list[Record] = []
         self.pair_like = 0
         self.summary: dict[str, int] = {}
+        self.manifest = ""  # where the manifest is
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Source]:
@@ -267,6 +268,7 @@ def translate_files(
             elif record.status == "failed":
                 result.failed.append(record)
         merged = _merge_manifest(writer, procs)
+        result.manifest = writer.location(MANIFEST)
         result.summary = dict(Counter(r["status"] for r in merged))
         # every process's counts, for one report
         result.skipped, failed = _total(result.skipped, procs), _total(len(result.failed), procs)
@@ -278,7 +280,7 @@ def translate_files(
         raise BadImageError(
             first["input"],
             f"{first['error']}; pass --skip-bad to skip such files ({failed} of {len(sources)} "
-            f"inputs could not be translated; the others were written; {MANIFEST} in {out} "
+            f"inputs could not be translated; the others were written; {result.manifest} "
             "lists them)",
         )
     for record in result.failed:

@@ -95,6 +95,12 @@ class ImageWriter:
         else:
             self.write_bytes(name, text.encode())
 
+    def location(self, name: str) -> str:
+        """Where ``write_text(name, ...)`` puts its file, as a user would type it."""
+        if self.zip is not None:
+            return str(self.out.with_name(f"{self.out.stem}{name}"))
+        return f"{self.url}/{name}" if self.url is not None else str(self.out / name)
+
     def append_text(self, name: str, text: str) -> None:
         """Add ``text`` to a log beside the images as it grows, so that what a killed run
         did stays on record: appended to a local file; a URL's object is rewritten whole."""
