@@ -402,7 +402,10 @@ def evaluate_folders(
     if not paired_ok:
         for batch in batched(reals, cfg.batch_size):
             scorer.add_reals(_stack_any([to_uint8(_read(p, 3), size) for p in batch]))
-        notes.append("no output/target pairs by file name: distribution metrics only")
+        notes.append(
+            f"paired metrics need every output's target: {len(fakes) - len(unmatched)} of "
+            f"{len(fakes)} outputs have one of the same file name; distribution metrics only"
+        )
     for batch in batched(trains or [], cfg.batch_size):
         scorer.add_train(_stack_any([to_uint8(_read(p, 3), size) for p in batch]))
     source = {"real": str(real), "fake": str(fake)}

@@ -151,7 +151,8 @@ def check_translation_size(
         else:
             where = f"the training crops are {w}x{h} (--crop-size {data.crop_size})"
             below, above = max(m, w // m * m), (w // m + 1) * m
-            fixes.append(f"use a --crop-size that is a multiple of {m} ({below} or {above})")
+            sizes = " or ".join(str(n) for n in sorted({below, above}))
+            fixes.append(f"use a --crop-size that is a multiple of {m} ({sizes})")
         if isinstance(gen, UNetGenerator):
             fits = [d for d in range(2, gen.num_downs) if h % 2**d == 0 and w % 2**d == 0]
             if fits:
