@@ -69,14 +69,20 @@ def test_two_processes_write_what_one_writes(run, photos, tmp_path):
     assert not list((tmp_path / "two").glob("_manifest.part-*"))
 
 
-def test_a_killed_run_finishes_without_redoing_anything(run, tmp_path):
+def one_by_one(run: Path, tmp_path: Path, n: int) -> list[str]:
+    """The command translating ``n`` plain 32 px inputs (written to TMP/in) into TMP/out one
+    at a time: slow enough to be killed half-way."""
     inputs = tmp_path / "in"
     inputs.mkdir()
-    for i in range(300):
+    for i in range(n):
         Image.new("RGB", (32, 32), (i % 256, 0, 0)).save(inputs / f"{i:04d}.png")
-    out = tmp_path / "out"
-    command = [sys.executable, "-m", "i2i", "translate", str(run), str(inputs), "--out", str(out),
-               "--batch-size", "1", "--backend", "torch", "--no-progress"]  # fmt: skip
+    out = str(tmp_path / "out")
+    return [sys.executable, "-m", "i2i", "translate", str(run), str(inputs), "--out", out,
+            "--batch-size", "1", "--backend", "torch", "--no-progress"]  # fmt: skip
+
+
+def test_a_killed_run_finishes_without_redoing_anything(run, tmp_path):
+    out, command = tmp_path / "out", one_by_one(run, tmp_path, 300)
     proc = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.time() + 120
@@ -115,14 +121,7 @@ def running_with(text: str) -> list[int]:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="processes die with their parent on Linux")
 def test_a_killed_multiprocess_run_leaves_no_process_writing(run, tmp_path):
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    for i in range(600):
-        Image.new("RGB", (32, 32), (i % 256, 0, 0)).save(inputs / f"{i:04d}.png")
-    out = tmp_path / "out"
-    command = [sys.executable, "-m", "i2i", "translate", str(run), str(inputs), "--out", str(out),
-               "--batch-size", "1", "--backend", "torch", "--no-progress"]  # fmt: skip
-    command += ["--devices", "2"]
+    out, command = tmp_path / "out", [*one_by_one(run, tmp_path, 600), "--devices", "2"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while len(list(out.glob("*.png"))) < 20:
