@@ -141,7 +141,7 @@ def _remote(url: str) -> list[Source]:
 def read_source(source: Source, half: Half | None, budget: int | None) -> Picture:
     """Decode an input as viewers show it (``open_image``), or its ``half`` of an A|B pair."""
     if is_url(source.location):
-        fs, path = url_fs(source.location)
+        fs, path = url_fs(source.location, probe=False)  # listing the inputs reached it
         picture = decode_bytes(fs.cat_file(path), source.location, budget)
     else:
         picture = open_image(source.location, budget)

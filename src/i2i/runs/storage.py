@@ -43,8 +43,11 @@ def cache_dir(kind: str, url: str) -> Path:
     return cache_root() / kind / digest
 
 
-def url_fs(url: str) -> tuple[Any, str]:
-    """(fsspec filesystem, path in it) of ``url``; ConfigError without the storage extra."""
+def url_fs(url: str, probe: bool = True) -> tuple[Any, str]:
+    """(fsspec filesystem, path in it) of ``url``; ConfigError without the storage extra.
+    ``probe`` makes a first request (``exists``), so that unreachable storage is one
+    StorageError here; callers that already reached the same storage (per file of a listed
+    folder) skip it."""
     try:
         import fsspec
     except ImportError:  # pragma: no cover - depends on the install
@@ -53,7 +56,8 @@ def url_fs(url: str) -> tuple[Any, str]:
         ) from None
     try:
         fs, path = fsspec.core.url_to_fs(url)
-        fs.exists(path)  # a first request, so that missing credentials show up here
+        if probe:
+            fs.exists(path)  # a first request, so that missing credentials show up here
     except (ImportError, ValueError) as exc:  # an unknown scheme, or its package missing
         raise StorageError(f"{url}: {exc}") from None
     except Exception as exc:
