@@ -181,11 +181,11 @@ def translate_files(
     procs = procs or Processes()
     resize = Resize.parse(resize)
     sources = expand_inputs(inputs)[:limit]
-    repeated = [stem for stem, n in Counter(s.stem for s in sources).items() if n > 1]
+    repeated = sorted(stem for stem, n in Counter(s.stem for s in sources).items() if n > 1)
     if repeated:
-        clash = [s.location for s in sources if s.stem == sorted(repeated)[0]]
+        clash = [s.location for s in sources if s.stem == repeated[0]]
         raise DataError(
-            f"{' and '.join(clash)} would be written as the same {sorted(repeated)[0]}{suffix} "
+            f"{' and '.join(clash)} would be written as the same {repeated[0]}{suffix} "
             f"in {out} ({len(repeated)} such name(s)); rename one, or translate them into "
             "separate --out folders"
         )
