@@ -18,6 +18,12 @@ from i2i.config import (
 )
 from i2i.data.synth import write_synthetic
 
+NO_TORCH = (
+    "import sys\nfrom i2i.cli import app\n"
+    "try:\n    app(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+    "print('torch' in sys.modules)"
+)  # runs an i2i command, then prints whether it imported torch
+
 
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:

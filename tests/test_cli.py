@@ -1,12 +1,17 @@
 """The ``i2i`` command end to end on tiny data (in-process, through Typer's runner)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from i2i.cli import app
+from i2i.cli import app, translate_command
+from i2i.config import Pix2PixConfig
 from i2i.data.paired import NpzReader
+
+from .conftest import tiny_config
 
 runner = CliRunner()
 TINY = [
@@ -169,3 +174,18 @@ def test_demo_runs_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     assert "before training ->" in result.output
     assert len(list((tmp_path / "run" / "translated").glob("*.png"))) == 50
+
+
+def test_the_printed_translate_command_tiles_a_model_trained_on_crops(tmp_path):
+    """A run trained on crops at the data's own scale is told to translate in tiles of the
+    crop size on their own statistics; one trained on resized images, or with batch norm's
+    running statistics, is not."""
+    cfg = tiny_config(tmp_path, tmp_path / "r")
+    assert (
+        translate_command(cfg, Path("r")) == "i2i translate r IMAGES_OR_FOLDERS --out translated/"
+    )
+    cfg.data.preprocess = "crop"
+    assert translate_command(cfg, Path("r")).endswith(" --tile 32 --tile-stats tile")
+    assert isinstance(cfg.model, Pix2PixConfig)
+    cfg.model.generator.norm = "batch"
+    assert "--tile" not in translate_command(cfg, Path("r"))

@@ -24,8 +24,8 @@ from i2i.data.download import download_dataset, extract_archive
 from i2i.download import cache_root
 from i2i.errors import ConfigError, DataError, DownloadError
 
+from .conftest import NO_TORCH
 from .file_server import serve_files
-from .test_inspect import NO_TORCH
 
 
 def png(width: int, height: int, seed: int) -> bytes:

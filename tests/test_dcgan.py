@@ -2,7 +2,10 @@
 
 import gzip
 import struct
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +21,7 @@ from i2i.infer.sample import load_generator
 from i2i.models import DCGAN
 from i2i.train.loop import train
 
-from .conftest import tiny_train
+from .conftest import NO_TORCH, tiny_train
 
 
 def write_idx(path, images: np.ndarray, gz: bool = True) -> None:
@@ -115,6 +118,16 @@ def test_sample_command_writes_n_images(digits, tmp_path):
     assert len(zipfile.ZipFile(tmp_path / "s.zip").namelist()) == 5
     wrong = runner.invoke(app, ["translate", str(run), str(files[0]), "--out", str(tmp_path)])
     assert wrong.exit_code == 1 and "use `i2i sample`" in wrong.output
+
+
+def test_sample_refuses_a_translation_model_before_loading_torch(tmp_path):
+    pix2pix = Path(__file__).parent / "fixtures" / "v1" / "pix2pix"
+    args = ["sample", str(pix2pix), "-n", "2", "--out", str(tmp_path / "s")]
+    done = subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1] == "False", done  # no torch: answered at once
+    error = f"error: {pix2pix}: a pix2pix model translates images; use `i2i translate`"
+    assert error in done.stderr.splitlines(), done.stderr
+    assert not (tmp_path / "s").exists()
 
 
 def test_dcgan_sizes():

@@ -105,3 +105,12 @@ def test_unpair_gathers_two_folders_into_the_cyclegan_layout(kaggle, tmp_path):
     both = run("data", "unpair", photo, "--domain-a", photo, "--domain-b", monet, "--out",
                tmp_path / "v", ok=False)  # fmt: skip
     assert "give a paired SOURCE, or --domain-a DIR --domain-b DIR (not both)" in both.output
+
+
+def test_unpair_of_pairs_says_per_split_what_it_wrote(synth_dir, tmp_path):
+    done = run("data", "unpair", synth_dir, "--out", tmp_path / "u")
+    assert (
+        f"split the pairs into halves: 32 train (to trainA/ trainB/), 8 val (to valA/ valB/) "
+        f"in {tmp_path / 'u'}"
+    ) in done.output
+    assert len(list((tmp_path / "u" / "valB").iterdir())) == 8

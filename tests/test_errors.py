@@ -138,6 +138,8 @@ def main_error(capsys: pytest.CaptureFixture[str], *args: object) -> str:
     [(["--tile", "50"], "--tile 50: a tile must be a multiple of 32"),
      (["--tile", "128", "--overlap", "-8"], "'--overlap': Input should be greater than or equal"),
      (["--tile", "128", "--overlap", "100"], "--tile 128 needs --overlap of at most 64"),
+     (["--tile-stats", "tile"], "--tile-stats goes with --tile SIZE"),
+     (["--tile", "64", "--tile-stats", "own"], "--tile-stats 'own': use image"),
      (["--batch-size", "0"], "'--batch-size': Input should be greater than or equal to 1"),
      (["--limit", "-1"], "'--limit': Input should be greater than or equal to 1")],
 )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 import i2i
 from i2i.cli import app
 from i2i.config import GeneratorConfig
+from i2i.errors import ConfigError
 from i2i.infer import onnx as onnx_module
 from i2i.infer import translator as translator_module
 from i2i.infer.onnx import OnnxGenerator, export_bytes
@@ -146,7 +148,7 @@ def instance_norm_net(backend: str) -> Translator:
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
-def test_tiles_of_an_instance_norm_generator_agree_with_the_whole_image(backend, monkeypatch):
+def test_tiles_of_an_instance_norm_generator_agree_with_the_whole_image(backend):
     t = instance_norm_net(backend)
     assert t.image_statistics
     small = np.random.default_rng(1).random((12, 14, 3))
@@ -156,10 +158,15 @@ def test_tiles_of_an_instance_norm_generator_agree_with_the_whole_image(backend,
     whole = t(image).astype(int)
     tiled = translate_tiled(t, image, tile=128, overlap=64).astype(int)  # 3 x 4 tiles
     assert np.abs(tiled - whole).max() <= 4  # within a few levels everywhere
-    # each tile on its own statistics, as tiling did before: tile-shaped blocks tens of levels off
-    monkeypatch.setattr(Translator, "image_statistics", False)
-    alone = translate_tiled(t, image, tile=128, overlap=64).astype(int)
+    # stats="tile": each tile on its own statistics: tile-shaped blocks tens of levels off the
+    # whole image, and each tile exactly as it would be translated alone
+    alone = translate_tiled(t, image, tile=128, overlap=64, stats="tile").astype(int)
     assert np.abs(alone - whole).max() > 30
+    strip = translate_tiled(t, image[:128, :256], tile=128, overlap=0, stats="tile").astype(int)
+    for x in (0, 128):
+        assert np.abs(strip[:, x : x + 128] - t(image[:128, x : x + 128]).astype(int)).max() <= 1
+    with pytest.raises(ConfigError, match="--tile-stats 'own': use image .* or tile"):
+        translate_tiled(t, image, tile=128, overlap=64, stats="own")  # type: ignore[arg-type]
 
 
 def test_statistics_of_large_images_come_from_a_box_averaged_copy(tmp_path):
@@ -209,6 +216,41 @@ def test_translate_cli_tiles_a_large_image(run: Path, tmp_path: Path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "o" / "mosaic.png").size == (420, 300)
+
+
+def test_crop_trained_models_translate_and_score_in_tiles_of_their_own_statistics(
+    run: Path, synth_dir: Path, tmp_path: Path
+):
+    """--tile-stats tile: each tile as the model saw crops in training (and not as the whole
+    image's statistics would have it); evaluate translates the same way when asked."""
+    photo = np.random.default_rng(4).integers(0, 255, (64, 96, 3), np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    outs = {}
+    for stats in ("image", "tile"):
+        result = CliRunner().invoke(app, [
+            "translate", str(run), str(tmp_path / "photo.png"), "--out", str(tmp_path / stats),
+            "--tile", "32", "--overlap", "0", "--tile-stats", stats, "--no-progress"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        outs[stats] = np.asarray(Image.open(tmp_path / stats / "photo.png"), int)
+    model = i2i.load(run)
+    corner = np.asarray(model(Image.fromarray(photo[:32, :32])), int)  # a tile translated alone
+    assert np.abs(outs["tile"][:32, :32] - corner).max() <= 1
+    assert (
+        np.abs(outs["tile"] - outs["image"]).max() > np.abs(outs["tile"][:32, :32] - corner).max()
+    )
+    scores = {}
+    for args in ([], ["--tile", "32", "--tile-stats", "tile"]):
+        out = tmp_path / f"eval{len(args)}"
+        result = CliRunner().invoke(app, ["evaluate", str(run), "--data", str(synth_dir),
+                                          "--metrics", "l1,rmse", "--out", str(out),
+                                          "--no-progress", *args])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        scores[len(args)] = json.loads((out / "metrics.json").read_text())
+    assert scores[4]["source"]["tiling"] == {"tile": 32, "overlap": 8, "stats": "tile"}
+    assert "tiling" not in scores[0]["source"]
+    # the 32 px val images are one tile each: tiled on their own statistics = whole
+    for metric in ("l1", "rmse"):
+        assert scores[4]["metrics"][metric] == pytest.approx(scores[0]["metrics"][metric], abs=0.02)
 
 
 def test_npy_mosaics_are_memory_mapped_in_and_out(run: Path, tmp_path: Path):

@@ -21,6 +21,8 @@ from i2i.cli import app
 from i2i.data.inspect import inspect_dataset
 from i2i.errors import DataError
 
+from .conftest import NO_TORCH
+
 
 def picture(seed: int, size: int = 32, tint: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
     """A smooth random picture (blurred noise: phash sees structure, not grain), tinted."""
@@ -100,6 +102,9 @@ def test_unpaired_domains_colours_and_arbitrary_folder_names(tmp_path):
     assert (a.images, b.images) == (5, 5) and dict(b.sizes) == {"48x48": 5}
     assert a.mean_colour[2] > a.mean_colour[0] + 50 and b.mean_colour[0] > b.mean_colour[2] + 50
     assert sum(len(s.images) for s in report.samples) == 6  # 3 per domain
+    captions = {s.caption for s in report.samples}  # where each sample is, no invented train/
+    assert captions <= {f"{d}/{p}{i}.jpg" for d, p in (("photo_jpg", "p"), ("monet_jpg", "m"))
+                        for i in range(5)}, captions  # fmt: skip
     # the CycleGAN layout: trainA/ trainB/ testA/ testB/ with unrelated names
     root = tmp_path / "h2z"
     shutil.copytree(photo, root / "trainA")
@@ -188,16 +193,16 @@ def test_what_is_not_data_is_one_clear_error(tmp_path):
         inspect_dataset(domains=(tmp_path, tmp_path / "missing"), progress=False)
 
 
-NO_TORCH = (
-    "import sys\nfrom i2i.cli import app\n"
-    "try:\n    app(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-    "print('torch' in sys.modules)"
-)  # runs an i2i command, then prints whether it imported torch
-
-
 def test_inspect_starts_without_torch(paired, tmp_path):
     """It uses the readers' layout rules without importing torch (seconds of start)."""
     args = ["data", "inspect", str(paired), "--out", str(tmp_path / "r"), "--no-progress"]
     done = subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True)
     assert done.stdout.strip().splitlines()[-1] == "False", done.stdout + done.stderr
     assert (tmp_path / "r" / "report.md").is_file()
+
+
+def test_a_flat_folder_s_samples_are_named_by_file_alone(tmp_path):
+    for i in range(3):
+        save(tmp_path / "faces" / f"f{i}.png", picture(i))
+    report = inspect_dataset(tmp_path / "faces", samples=3, progress=False)
+    assert {s.caption for s in report.samples} == {"f0.png", "f1.png", "f2.png"}

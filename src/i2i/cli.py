@@ -19,7 +19,14 @@ from typing import Any, TypeVar
 import typer
 from typer.exceptions import TyperException
 
-from i2i.config import MODEL_CONFIGS, RunConfig, parse_duration
+from i2i.config import (
+    MODEL_CONFIGS,
+    CUTConfig,
+    CycleGANConfig,
+    Pix2PixConfig,
+    RunConfig,
+    parse_duration,
+)
 from i2i.errors import BadImageError, ConfigError, UserError
 from i2i.flags import TRAIN_FLAGS
 from i2i.infer.resize import RESIZE_HELP
@@ -40,6 +47,10 @@ pretrained_app = typer.Typer(
 )
 app.add_typer(pretrained_app, name="pretrained")
 MODEL_HELP = "Run or checkpoint folder, URL, published model's name, or reference .pth file."
+TILE_STATS_HELP = (
+    "image | tile (with --tile): normalize by the whole image's statistics (seamless), or by "
+    "each tile's own, as a model trained on crops of the tile's size saw them (--preprocess crop)"
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -192,7 +203,22 @@ def train_command(
     if cfg.model.kind == "dcgan":
         typer.echo(f"  generate: i2i sample {run} -n 64 --out samples/")
     else:
-        typer.echo(f"  translate: i2i translate {run} IMAGES_OR_FOLDERS --out translated/")
+        typer.echo(f"  translate: {translate_command(cfg, run)}")
+
+
+def translate_command(cfg: RunConfig, run: Path) -> str:
+    """How to translate with a trained run. A generator trained with instance norm on crops
+    at the data's own scale (``--preprocess crop``) translates best in tiles of the crop size,
+    each normalized by its own statistics, as in training (``i2i.infer.tiles``)."""
+    command = f"i2i translate {run} IMAGES_OR_FOLDERS --out translated/"
+    model = cfg.model
+    if (
+        cfg.data.preprocess == "crop"
+        and isinstance(model, Pix2PixConfig | CycleGANConfig | CUTConfig)
+        and model.generator.norm == "instance"
+    ):
+        command += f" --tile {cfg.data.crop_size} --tile-stats tile"
+    return command
 
 
 def _train_parameters() -> list[inspect.Parameter]:
@@ -270,6 +296,7 @@ def translate(
     overlap: int = typer.Option(
         None, min=0, help="Tile overlap in px, blended (with --tile) [64, at most tile/4]."
     ),
+    tile_stats: str = typer.Option("image", help=TILE_STATS_HELP),
     max_pixels: int = typer.Option(
         None, min=1, help="Largest image to decode, pixels [179 M; 1 G with --tile]."
     ),
@@ -291,7 +318,7 @@ def translate(
     OUT/_manifest.jsonl records every input. --devices N (or torchrun) shares the inputs out."""
     from i2i.infer.batch import translate_files
     from i2i.infer.resize import Resize
-    from i2i.infer.tiles import check_tiles, default_overlap
+    from i2i.infer.tiles import check_tile_stats, check_tiles, default_overlap
     from i2i.infer.translator import BACKENDS, Translator
     from i2i.parallel import Processes, join_sharded, under_torchrun
 
@@ -310,6 +337,9 @@ def translate(
     procs, threads = Processes(), None
     if under_torchrun():
         procs, device, threads = join_sharded(device)
+    stats = check_tile_stats(tile_stats)
+    if tile is None and tile_stats != "image":
+        raise ConfigError("--tile-stats goes with --tile SIZE")
     if tile is not None and overlap is None:
         overlap = default_overlap(tile)
     scale = Resize.parse(resize)
@@ -340,6 +370,7 @@ def translate(
             overwrite=overwrite,
             procs=procs,
             resize=scale,
+            tile_stats=stats,
         )
     except BadImageError:
         if not procs.main:  # process 0 reports the inputs of all
@@ -403,11 +434,15 @@ def sample(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Generate new images with an unconditional model (DCGAN), plus a grid PNG."""
-    from i2i.infer.sample import sample_images
+    from i2i.runs.checkpoint import resolve_sampler
 
     if n < 1:
         raise ConfigError(f"-n must be at least 1, got {n}")
-    grid = sample_images(checkpoint, n, out, seed=seed, device=device, progress=progress)
+    ckpt, _ = resolve_sampler(checkpoint)  # a translation model is refused before torch loads
+
+    from i2i.infer.sample import sample_images
+
+    grid = sample_images(ckpt, n, out, seed=seed, device=device, progress=progress)
     typer.echo(f"wrote {n} image(s) to {out}; grid: {grid}")
 
 
@@ -432,6 +467,9 @@ def evaluate(
     palette: Path = typer.Option(
         None, help="Palette of the targets' colours (YAML): per-class IoU and miou."
     ),
+    tile: int = typer.Option(None, min=1, help="Translate in SIZE x SIZE tiles, as translate."),
+    overlap: int = typer.Option(None, min=0, help="Tile overlap in px (with --tile) [64]."),
+    tile_stats: str = typer.Option("image", help=TILE_STATS_HELP),
     features: str = typer.Option("inception", help="inception | package.module:factory"),
     inception_weights: str = typer.Option(None, help="FID Inception weights file."),
     train_data: Path = typer.Option(None, help="Training images, for mifid."),
@@ -442,10 +480,19 @@ def evaluate(
 ) -> None:
     """Score a checkpoint on a dataset split (or --fake against --real): paired metrics,
     FID/KID/IS/precision/recall/MiFID. Writes metrics.json and a Markdown table."""
+    from i2i.infer.tiles import Tiling, check_tile_stats, default_overlap
     from i2i.metrics.evaluate import EvalConfig, evaluate_checkpoint, evaluate_folders
     from i2i.runs.checkpoint import resolve_checkpoint
     from i2i.runs.pretrained import resolve_model
 
+    stats = check_tile_stats(tile_stats)
+    if tile is None and (tile_stats != "image" or overlap is not None):
+        raise ConfigError("--overlap and --tile-stats go with --tile SIZE")
+    if tile is not None and checkpoint is None:
+        raise ConfigError("--tile is how a CHECKPOINT translates; --fake is scored as it is")
+    tiling = None
+    if tile is not None:
+        tiling = Tiling(tile, default_overlap(tile) if overlap is None else overlap, stats)
     cfg = EvalConfig(
         metrics=metrics.split(",") if metrics else None,
         split=split,
@@ -458,6 +505,7 @@ def evaluate(
         mifid_eps=mifid_eps,
         device=device,
         palette=str(palette) if palette else None,
+        tiling=tiling,
     )
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)  # before the scoring: a bad --out says so now
@@ -688,7 +736,8 @@ def data_unpair(
         typer.echo(f"copied {counts['trainA']} + {counts['trainB']} images into {out}")
         return
     counts = unpair(source, out, seed)
-    typer.echo(f"wrote {counts} image pairs' halves to {out}")
+    splits = ", ".join(f"{n:,} {split} (to {split}A/ {split}B/)" for split, n in counts.items())
+    typer.echo(f"split the pairs into halves: {splits} in {out}")
 
 
 @data_app.command("download")

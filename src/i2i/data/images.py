@@ -93,10 +93,11 @@ def _check_budget(source: str | Path, w: int, h: int, budget: int) -> None:
         )
 
 
-def _open_header(fp: Path | io.BytesIO) -> Image.Image:
+def open_header(fp: Path | io.BytesIO) -> Image.Image:
     """``Image.open`` (the header only) without PIL's own decompression-bomb guard, whose
-    bound and message i2i replaces with :func:`_check_budget`. PIL's guard is process-wide,
-    so it is lifted for one header at a time."""
+    bound and message i2i replaces with its own pixel budget (``--max-pixels``). PIL's guard
+    is process-wide, so it is lifted for one header at a time. Raises what ``Image.open``
+    raises for a file that is not an image (UnidentifiedImageError, OSError)."""
     with _PIL_GUARD:
         saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
@@ -130,7 +131,7 @@ def image_size(path: str | Path, budget: int | None = None) -> tuple[int, int]:
         raise BadImageError(path, "the file is empty (0 bytes)")
     budget = budget or max_pixels()
     try:
-        with _open_header(path) as im:
+        with open_header(path) as im:
             w, h = im.size
             swapped = _orientation(im) in _ORIENTATION_SWAPS
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -159,7 +160,7 @@ def decode_bytes(data: bytes, source: str = "upload", budget: int | None = None)
 
 def _decode(fp: Path | io.BytesIO, source: str | Path, budget: int) -> Picture:
     try:
-        with _open_header(fp) as im:
+        with open_header(fp) as im:
             _check_budget(source, *im.size, budget)
             deep = _deep_colour(im)
             orientation = _orientation(im)

@@ -113,6 +113,12 @@ class Sample:
     name: str
     images: dict[str, Image.Image]
 
+    @property
+    def caption(self) -> str:
+        """Where to find the image: its folder and file name as inside the data
+        (``train/12.jpg``, ``trainA/x.jpg``, ``pairs.npz[3]``; a flat folder's file by name)."""
+        return "/".join(Path(self.name).parts[-2:])
+
 
 @dataclass
 class DataReport:
@@ -766,12 +772,12 @@ def _plot_samples(report: DataReport, plt: Any) -> Any:
     if paired:  # each sample is a pair: A then B, side by side
         per_row = 2 * (2 if len(report.samples) > 4 else 1)
         for s in report.samples:
-            cells += [(f"{s.split}/{Path(s.name).name} ({d})", s.images[d]) for d in domains
+            cells += [(f"{s.caption} ({d})", s.images[d]) for d in domains
                       if d in s.images]  # fmt: skip
     else:
         per_row = 4
         for d in domains:
-            row = [(f"{d}: {s.split}/{Path(s.name).name}", s.images[d]) for s in report.samples
+            row = [(f"{d}: {s.caption}", s.images[d]) for s in report.samples
                    if d in s.images]  # fmt: skip
             cells += row + [("", None)] * (-len(row) % per_row)  # type: ignore[list-item]
     rows = -(-len(cells) // per_row)

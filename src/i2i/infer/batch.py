@@ -42,7 +42,7 @@ from i2i.data.images import (
 )
 from i2i.errors import BadImageError, ConfigError, DataError, InputNotFound
 from i2i.infer.resize import Resize
-from i2i.infer.tiles import translate_tiled
+from i2i.infer.tiles import TileStats, Tiling, translate_tiled
 from i2i.infer.writers import ImageWriter
 from i2i.parallel import Processes
 from i2i.runs.storage import is_url, url_fs
@@ -167,11 +167,13 @@ def translate_files(
     overwrite: bool = False,
     procs: Processes | None = None,
     resize: Resize | str | None = None,
+    tile_stats: TileStats = "image",
 ) -> Translated:
     """Translate image files, folders, patterns or URLs into ``out`` (a folder, a URL or a
     ``.zip``; see the module docstring). Outputs keep each input's stem with ``suffix``;
     ``limit`` takes the first that many inputs. With ``tile``, each image is translated in
-    overlapping tiles (``i2i.infer.tiles``), however large; ``.npy`` arrays are then
+    overlapping tiles (``i2i.infer.tiles``), however large, normalized by the whole image's
+    statistics or (``tile_stats="tile"``) each tile's own; ``.npy`` arrays are then
     memory-mapped in and out. ``resize`` translates each image at the model's training scale
     or another and back (``i2i.infer.resize``). ``procs``: this process's share under torchrun.
 
@@ -194,6 +196,7 @@ def translate_files(
 
         keep_freed_memory()  # each batch reuses the last one's memory: no fresh page faults
     share = sources[procs.rank :: procs.world]
+    tiling = Tiling(tile, overlap, tile_stats) if tile else None
     chunk_size = 1 if tile else batch_size
     # rounds of one chunk each, the same number in every process: they count progress together
     rounds = math.ceil(math.ceil(len(sources) / procs.world) / chunk_size)
@@ -248,7 +251,7 @@ def translate_files(
                 assert ahead is not None
                 items = ahead.result()
                 ahead = reader.submit(read, chunks[r + 1]) if r + 1 < rounds else None
-                outputs = _translate(translator, items, writer, tile, overlap, batch_size, resize)
+                outputs = _translate(translator, items, writer, tiling, batch_size, resize)
                 for _, picture, record in items:
                     if half is None and picture is not None and _pair_like(picture):
                         result.pair_like += 1
@@ -292,8 +295,7 @@ def _translate(
     translator: Translator,
     items: list[tuple[Source, Picture | None, Record]],
     writer: ImageWriter,
-    tile: int | None,
-    overlap: int,
+    tiling: Tiling | None,
     batch_size: int,
     resize: Resize,
 ) -> list[tuple[Record, np.ndarray | None]]:
@@ -302,7 +304,7 @@ def _translate(
     straight into a memory-mapped file."""
     outputs: list[tuple[Record, np.ndarray | None]] = []
     wanted = [(s, p, r) for s, p, r in items if r.status == "written"]
-    if tile:
+    if tiling is not None:
         for source, picture, record in wanted:
             if picture is None:  # a .npy mosaic: memory-mapped in and out
                 if resize.mode != "none":
@@ -310,10 +312,12 @@ def _translate(
                         f"{source.location}: .npy mosaics are tiled at their own scale; "
                         "drop --resize"
                     )
-                _translate_npy(translator, source, record, writer, tile, overlap, batch_size)
+                _translate_npy(translator, source, record, writer, tiling, batch_size)
                 outputs.append((record, None))
             else:
-                pixels, _ = translator.translate_image(picture, resize, tile, overlap, batch_size)
+                pixels, _ = translator.translate_image(
+                    picture, resize, tiling.tile, tiling.overlap, batch_size, tiling.stats
+                )
                 outputs.append((record, pixels))
     else:
         arrays = [pil_to_array(p, translator.input_channels, s.location) for s, p, _ in wanted
@@ -328,8 +332,7 @@ def _translate_npy(
     source: Source,
     record: Record,
     writer: ImageWriter,
-    tile: int,
-    overlap: int,
+    tiling: Tiling,
     batch_size: int,
 ) -> None:
     if writer.zip is not None or writer.url is not None:
@@ -340,7 +343,8 @@ def _translate_npy(
     record.height, record.width = array.shape[:2]
     target = writer.out / record.output
     partial = target.with_name(f".{target.name}.partial.npy")
-    translate_tiled(translator, array, tile, overlap, batch_size, out=partial)
+    translate_tiled(translator, array, tiling.tile, tiling.overlap, batch_size, out=partial,
+                    stats=tiling.stats)  # fmt: skip
     partial.replace(target)
     record.bytes = target.stat().st_size
 

@@ -14,18 +14,14 @@ from i2i.errors import CheckpointError
 from i2i.infer.grid import sample_grid
 from i2i.infer.writers import ImageWriter
 from i2i.nets import DCGANGenerator
-from i2i.runs.checkpoint import load_network, read_card, resolve_checkpoint
+from i2i.runs.checkpoint import load_network, resolve_sampler
 
 
 def load_generator(path: str | Path, device: str = "auto") -> DCGANGenerator:
     """The generator of an unconditional checkpoint, in eval mode on ``device``: latent
     vectors (N x latent_dim) -> NxCxHxW images in [-1, 1]."""
-    ckpt = resolve_checkpoint(path)
-    card = read_card(ckpt)
-    if card.sample is None:
-        raise CheckpointError(
-            f"{ckpt}: a {card.model} model translates images; use `i2i translate`"
-        )
+    ckpt, card = resolve_sampler(path)
+    assert card.sample is not None  # resolve_sampler refuses a model without one
     net = load_network(ckpt, card, card.sample.net)
     if not isinstance(net, DCGANGenerator):
         raise CheckpointError(f"{ckpt}: {card.sample.net} is not a generator of images")

@@ -37,7 +37,7 @@ from i2i.data.images import (
 from i2i.errors import BadImageError, CheckpointError, ConfigError
 from i2i.infer.onnx import Moments, OnnxGenerator, cached_export, export_bytes
 from i2i.infer.resize import Resize, resize_array
-from i2i.infer.tiles import translate_tiled
+from i2i.infer.tiles import TileStats, translate_tiled
 from i2i.runs.card import ModelCard, ScaleInfo
 from i2i.runs.checkpoint import load_network, read_card, resolve_checkpoint
 from i2i.runs.pretrained import resolve_model
@@ -237,12 +237,17 @@ class Translator:
         return translator
 
     def translate_tiled(
-        self, image: Image.Image | np.ndarray, tile: int = 512, overlap: int = 64
+        self,
+        image: Image.Image | np.ndarray,
+        tile: int = 512,
+        overlap: int = 64,
+        stats: TileStats = "image",
     ) -> np.ndarray:
         """An image of any size (PIL or uint8/uint16 array) -> uint8 HxWxC, tile by tile with
         blended overlaps; float memory is bounded by one strip of tiles. Normalization layers
-        that use each image's statistics get the whole image's (``i2i.infer.tiles``)."""
-        return translate_tiled(self, image, tile, overlap)
+        that use each image's statistics get the whole image's, or with ``stats="tile"`` each
+        tile's own, as a model trained on crops of that size saw them (``i2i.infer.tiles``)."""
+        return translate_tiled(self, image, tile, overlap, stats=stats)
 
     def translate_image(
         self,
@@ -251,22 +256,24 @@ class Translator:
         tile: int | None = None,
         overlap: int = 64,
         batch_size: int = 4,
+        tile_stats: TileStats = "image",
     ) -> tuple[np.ndarray, str]:
         """One image (PIL in any mode, or a decoded 16-bit array) -> (uint8 HxWxC at its own
         size, what was done in words), at the scale ``resize`` asks for (``i2i.infer.resize``),
-        whole or in ``tile`` x ``tile`` tiles."""
+        whole or in ``tile`` x ``tile`` tiles (normalized by ``tile_stats``: see
+        :meth:`translate_tiled`)."""
         resize = Resize.parse(resize)
         size = picture_size(image)
         used = resize.target(*size, self.train_side)
         if used is None and tile:
-            tiled = translate_tiled(self, image, tile, overlap, batch_size)
+            tiled = translate_tiled(self, image, tile, overlap, batch_size, stats=tile_stats)
             return tiled, resize.describe(size, None)
         array = pil_to_array(image, self.input_channels)
         if used is not None:
             array = resize_array(array, used)
         if tile:  # tiles read 8/16-bit pixels: 16 bits keep the resized image's precision
             pixels = (np.clip(array, 0, 1) * 65535 + 0.5).astype(np.uint16)
-            result = translate_tiled(self, pixels, tile, overlap, batch_size)
+            result = translate_tiled(self, pixels, tile, overlap, batch_size, stats=tile_stats)
         else:
             (out,) = self.translate_arrays([array], batch_size)
             result = (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)

@@ -35,6 +35,7 @@ from i2i.files import atomic_path, write_text_atomic
 from i2i.infer.batch import batched
 from i2i.infer.grid import sample_grid
 from i2i.infer.sample import load_generator
+from i2i.infer.tiles import Tiling, check_tiles
 from i2i.infer.translator import Translator
 from i2i.metrics.features import FeatureExtractor, FeatureWeightsMissing, build_extractor
 from i2i.metrics.names import DESCRIPTIVE, DISTRIBUTION, LOWER_IS_BETTER, PAIRED, check_metrics
@@ -66,6 +67,7 @@ class EvalConfig:
     kid_subset_size: int = 1000
     device: str = "auto"
     palette: str | None = None  # a palette file: per-class IoU (miou) of palette-style targets
+    tiling: Tiling | None = None  # translate in tiles (i2i.infer.tiles); None: whole images
 
     def __post_init__(self) -> None:
         if self.metrics is not None:
@@ -244,6 +246,9 @@ def evaluate_checkpoint(
         return Report(scorer.compute(), n, {**source, "size": size}, notes)
 
     translator = Translator.load(ckpt, cfg.device, direction)
+    if cfg.tiling is not None:
+        check_tiles(cfg.tiling.tile, cfg.tiling.overlap, translator.size_multiple)
+        source["tiling"] = vars(cfg.tiling)
     assert card.translate is not None  # a card that does not sample translates
     data_cfg.direction = direction or card.translate.default  # type: ignore[assignment]
     size = cfg.size or card.translate.train_size
@@ -266,7 +271,9 @@ def evaluate_checkpoint(
     gallery = Gallery()
     if pairs is not None:
         n = min(cfg.limit or len(pairs), len(pairs))
-        score_translations(translator, pairs, scorer, size, n, cfg.batch_size, progress, gallery)
+        score_translations(
+            translator, pairs, scorer, size, n, cfg.batch_size, progress, gallery, cfg.tiling
+        )
     else:
         found = (
             (domain_folder(domains[0], "a"), domain_folder(domains[1], "b"))
@@ -281,7 +288,8 @@ def evaluate_checkpoint(
         n = len(inputs)
         for batch in tqdm(list(batched(inputs, cfg.batch_size)), disable=not progress):
             arrays = [_read(p, translator.input_channels) for p in batch]
-            outs = [to_uint8(o, size) for o in translator.translate_arrays(arrays, cfg.batch_size)]
+            translated = translate_arrays(translator, arrays, cfg.batch_size, cfg.tiling)
+            outs = [to_uint8(o, size) for o in translated]
             scorer.add_fakes(_stack(outs))
             gallery.add(input=[to_uint8(a, size) for a in arrays], output=outs)
         for batch in batched(targets, cfg.batch_size):
@@ -310,20 +318,40 @@ def score_translations(
     batch_size: int = 8,
     progress: bool = False,
     gallery: Gallery | None = None,
+    tiling: Tiling | None = None,
 ) -> None:
-    """Translate the first ``n`` pairs' inputs and add (output, stored target) to ``scorer``
-    (and the first few, with their inputs, to ``gallery``)."""
+    """Translate the first ``n`` pairs' inputs (whole, or as ``tiling`` says) and add (output,
+    stored target) to ``scorer`` (and the first few, with their inputs, to ``gallery``)."""
     for start in tqdm(range(0, n, batch_size), disable=not progress, desc="evaluate"):
         idx = range(start, min(start + batch_size, n))
         inputs = torch.stack([dataset[i]["A"] for i in idx])
-        with torch.inference_mode():
-            outputs = (translator.translate_tensor(inputs).float().cpu() + 1) / 2
-        fakes = [to_uint8(o.permute(1, 2, 0).numpy(), size) for o in outputs]
+        arrays = [((x + 1) / 2).permute(1, 2, 0).numpy() for x in inputs]  # HxWxC in [0, 1]
+        outputs = translate_arrays(translator, arrays, batch_size, tiling)
+        fakes = [to_uint8(o, size) for o in outputs]
         reals = [to_uint8(dataset.raw_target(i), size) for i in idx]
         scorer.add_pairs(_stack(fakes), _stack(reals))
         if gallery is not None:
             shown = [to_uint8(((x + 1) / 2).permute(1, 2, 0).numpy(), size) for x in inputs]
             gallery.add(input=shown, output=fakes, target=reals)
+
+
+def translate_arrays(
+    translator: Translator, arrays: list[np.ndarray], batch_size: int, tiling: Tiling | None
+) -> list[np.ndarray]:
+    """Float HxWxC images in [0, 1] -> their translations (float HxWxC in [0, 1]): whole,
+    batched by size, or each in tiles as ``tiling`` says."""
+    if tiling is None:
+        return translator.translate_arrays(arrays, batch_size)
+    return [
+        translator.translate_tiled(
+            (np.clip(a, 0, 1) * 65535 + 0.5).astype(np.uint16),  # tiles read 8/16-bit pixels
+            tiling.tile,
+            tiling.overlap,
+            tiling.stats,
+        ).astype(np.float32)
+        / 255
+        for a in arrays
+    ]
 
 
 def _train_targets(

@@ -186,6 +186,19 @@ def read_card(ckpt: Path) -> ModelCard:
     return ModelCard.read(ckpt / CARD)
 
 
+def resolve_sampler(path: str | Path) -> tuple[Path, ModelCard]:
+    """The checkpoint folder and card of an unconditional model (DCGAN: it samples images from
+    noise), found as :func:`resolve_checkpoint` finds one. CheckpointError for a model that
+    translates images. Reads JSON only (no torch), so a wrong model is refused at once."""
+    ckpt = resolve_checkpoint(path)
+    card = read_card(ckpt)
+    if card.sample is None:
+        raise CheckpointError(
+            f"{ckpt}: a {card.model} model translates images; use `i2i translate`"
+        )
+    return ckpt, card
+
+
 def weight_shapes(ckpt: Path) -> dict[str, tuple[tuple[int, ...], str]]:
     """Each tensor's shape and safetensors dtype ("F32", "I64", ...) in
     ``ckpt/model.safetensors``, from the file's header alone (no tensor is read).

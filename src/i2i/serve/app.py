@@ -38,10 +38,10 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from i2i.data.images import array_to_pil, decode_bytes, picture_size
+from i2i.data.images import array_to_pil, decode_bytes, open_header, picture_size
 from i2i.errors import ConfigError, UserError
 from i2i.infer.resize import Resize
-from i2i.infer.tiles import check_tiles, default_overlap
+from i2i.infer.tiles import TileStats, check_tile_stats, check_tiles, default_overlap
 from i2i.infer.translator import Translator
 from i2i.runs.checkpoint import read_card, resolve_checkpoint
 from i2i.runs.pretrained import resolve_model
@@ -232,6 +232,7 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -
                                 "image": {"type": "string", "format": "binary"},
                                 "format": {"type": "string", "enum": ["png", "jpeg"]},
                                 "tile": {"type": "integer"},
+                                "tile_stats": {"type": "string", "enum": ["image", "tile"]},
                                 "resize": {"type": "string", "example": "train"},
                             },
                         }
@@ -247,10 +248,13 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -
         request: Request,
         format: str | None = None,
         tile: int | None = None,
+        tile_stats: str | None = None,
         resize: str | None = None,
     ) -> Response:
         """Translate one image. Query or form fields: ``format`` (png | jpeg; default from the
-        Accept header, else png), ``tile`` (tile size for large images) and ``resize`` (train:
+        Accept header, else png), ``tile`` (tile size for large images), ``tile_stats`` (image,
+        the default: tiles normalized by the whole image's statistics; tile: by their own, as a
+        model trained on crops of the tile's size saw them) and ``resize`` (train:
         the model's training scale, auto: that when the image is over twice its size, WxH, or
         none, the default); the header ``X-I2I-Resize`` says what was done."""
         nonlocal waiting
@@ -272,8 +276,9 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -
             tile = int(tile_field)
         try:
             scale = Resize.parse(fields.get("resize") or resize, "resize")
+            stats = check_tile_stats(fields.get("tile_stats") or tile_stats or "image")
         except ConfigError as exc:
-            raise HTTPException(400, str(exc)) from None
+            raise HTTPException(400, str(exc).replace("--tile-stats", "tile_stats")) from None
         check_pixels(data, cfg.max_pixels)  # from the header, before any decoding
         if waiting >= cfg.queue:
             raise HTTPException(503, "busy: too many requests waiting", {"Retry-After": "1"})
@@ -284,7 +289,7 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -
                 waiting -= 1
                 admitted = True
                 out, done = await anyio.to_thread.run_sync(
-                    run_model, model.translator, data, tile, cfg, scale
+                    run_model, model.translator, data, tile, cfg, scale, stats
                 )
         finally:
             if not admitted:  # the client went away while waiting
@@ -304,7 +309,7 @@ class ErrorBody(BaseModel):
 
 
 ERRORS = {
-    400: "not an image, a corrupt one, or a bad field (format, tile)",
+    400: "not an image, a corrupt one, or a bad field (format, tile, tile_stats, resize)",
     401: "missing or wrong bearer token (when the server has one)",
     404: "no model of that name (GET /v1/models lists them), or no such path",
     413: "upload over --max-upload-mb, or image over --max-pixels (read from its header)",
@@ -324,10 +329,11 @@ def run_model(
     tile: int | None,
     cfg: ServeConfig,
     resize: Resize | None = None,
+    tile_stats: TileStats = "image",
 ) -> tuple[Image.Image, str]:
     """Runs in a worker thread: decode, scale as ``resize`` says, then translate whole, or in
-    tiles when asked or when the image to translate is large. Returns the result at the
-    upload's size and what was done, in words."""
+    tiles (normalized by ``tile_stats``) when asked or when the image to translate is large.
+    Returns the result at the upload's size and what was done, in words."""
     resize = resize or Resize()
     try:
         image = decode_bytes(data, "upload", cfg.max_pixels)
@@ -338,8 +344,9 @@ def run_model(
         overlap = default_overlap(tile) if tile else 0
         if tile:
             check_tiles(tile, overlap, translator.size_multiple)
-        out, done = translator.translate_image(image, resize, tile, overlap)
-        return array_to_pil(out), done + (f", in {tile} px tiles" if tile else "")
+        out, done = translator.translate_image(image, resize, tile, overlap, tile_stats=tile_stats)
+        own = " on their own statistics" if tile_stats == "tile" else ""
+        return array_to_pil(out), done + (f", in {tile} px tiles{own}" if tile else "")
     except UserError as exc:  # a corrupt upload, 32-bit float pixels, a tile that cannot fit
         raise HTTPException(400, str(exc).replace("--tile", "tile")) from None
 
@@ -387,16 +394,18 @@ def accept_format(request: Request) -> str:
 
 
 def check_pixels(data: bytes, max_pixels: int) -> None:
-    """Refuse (413) an image with too many pixels by reading its header only; 400 for
-    something that is not an image at all."""
+    """Refuse (413) an image with more than ``max_pixels`` (``i2i serve --max-pixels``) by
+    reading its header only; 400 for something that is not an image at all."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with open_header(io.BytesIO(data)) as image:  # this server's limit, not PIL's 179 MP
             w, h = image.size
-    except Image.DecompressionBombError as exc:
-        raise HTTPException(413, f"image refused as a decompression bomb ({exc})") from None
     except UnidentifiedImageError:
         raise HTTPException(400, "not an image (PNG, JPEG, TIFF, BMP, WebP ...)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise HTTPException(400, f"unreadable image header ({exc})") from None
     if w * h > max_pixels:
-        raise HTTPException(413, f"image of {w}x{h} pixels; the limit is {max_pixels}")
+        raise HTTPException(
+            413,
+            f"image of {w}x{h} pixels ({w * h:,}); this server takes at most {max_pixels:,} "
+            "(i2i serve --max-pixels)",
+        )
