@@ -248,9 +248,24 @@ def test_crop_trained_models_translate_and_score_in_tiles_of_their_own_statistic
         scores[len(args)] = json.loads((out / "metrics.json").read_text())
     assert scores[4]["source"]["tiling"] == {"tile": 32, "overlap": 8, "stats": "tile"}
     assert "tiling" not in scores[0]["source"]
+    assert not any("--tile-stats" in note for note in scores[0]["notes"])  # trained on resizes
     # the 32 px val images are one tile each: tiled on their own statistics = whole
     for metric in ("l1", "rmse"):
         assert scores[4]["metrics"][metric] == pytest.approx(scores[0]["metrics"][metric], abs=0.02)
+
+
+def test_evaluate_says_how_to_score_a_model_trained_on_crops(synth_dir: Path, tmp_path: Path):
+    cfg = tiny_config(synth_dir, tmp_path / "crops", max_steps=2)
+    cfg.data.preprocess = "crop"
+    run = train(cfg, progress=False).run_dir
+    args = ["evaluate", str(run), "--data", str(synth_dir), "--metrics", "l1", "--no-progress"]
+    whole = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "e1")])
+    assert whole.exit_code == 0, whole.output
+    hint = "note: trained on 32 px crops at the data's scale: --tile 32 --tile-stats tile scores"
+    assert hint in whole.output
+    tiled = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "e2"), "--tile", "32",
+                                     "--tile-stats", "tile"])  # fmt: skip
+    assert tiled.exit_code == 0 and "--tile-stats" not in tiled.output, tiled.output
 
 
 def test_npy_mosaics_are_memory_mapped_in_and_out(run: Path, tmp_path: Path):

@@ -265,6 +265,12 @@ def evaluate_checkpoint(
     scorer, notes = make_scorer(cfg, pairs is not None, train_images is not None, extractor)
     if whole:
         notes.append(f"{data} has no '{split}' folder: scored the images in it")
+    if cfg.tiling is None and data_cfg.preprocess == "crop" and translator.image_statistics:
+        crop = data_cfg.crop_size  # trained on crops: whole images shift its norms' statistics
+        notes.append(
+            f"trained on {crop} px crops at the data's scale: --tile {crop} --tile-stats tile "
+            "scores it as it was trained (each tile on its own statistics)"
+        )
     if train_images is not None and "mifid" in scorer.metrics:
         for chunk in batched(train_images(), cfg.batch_size):
             scorer.add_train(_stack([to_uint8(a, size) for a in chunk]))
