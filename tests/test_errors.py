@@ -147,6 +147,17 @@ def test_translate_values_are_checked(capsys, run, data, tmp_path, args, words):
     assert words in main_error(capsys, "translate", run, data / "val", "--out", tmp_path, *args)
 
 
+@pytest.mark.parametrize(
+    "args, words",
+    [(["--tile-stats", "tile"], "error: --tile-stats goes with --tile SIZE"),
+     (["--overlap", "8"], "error: --overlap goes with --tile SIZE"),
+     (["--tile", "64", "--tile-stats", "own"], "error: --tile-stats 'own': use image")],
+)  # fmt: skip
+def test_evaluate_tiling_flags_are_checked(capsys, run, data, tmp_path, args, words):
+    line = main_error(capsys, "evaluate", run, "--data", data, "--out", tmp_path, *args)
+    assert words in line, line
+
+
 def test_a_tile_size_alone_works(capsys, run, data, tmp_path):
     """Case rel-10: --tile 64 alone used to fail on the default overlap of 64."""
     assert main(["translate", str(run), str(data / "val"), "--out", str(tmp_path), "--tile",

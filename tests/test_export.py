@@ -249,6 +249,7 @@ def test_crop_trained_models_translate_and_score_in_tiles_of_their_own_statistic
     assert scores[4]["source"]["tiling"] == {"tile": 32, "overlap": 8, "stats": "tile"}
     assert "tiling" not in scores[0]["source"]
     assert not any("--tile-stats" in note for note in scores[0]["notes"])  # trained on resizes
+    assert "tiling: tile=32 overlap=8 stats=tile" in (tmp_path / "eval4" / "metrics.md").read_text()
     # the 32 px val images are one tile each: tiled on their own statistics = whole
     for metric in ("l1", "rmse"):
         assert scores[4]["metrics"][metric] == pytest.approx(scores[0]["metrics"][metric], abs=0.02)

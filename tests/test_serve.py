@@ -189,6 +189,8 @@ def test_tiled_translation_through_the_api(client: TestClient):
     assert own.content != whole.content
     wrong = client.post("/v1/models/maps/translate?tile=32&tile_stats=own", content=png_bytes())
     assert wrong.status_code == 400 and wrong.json()["error"].startswith("tile_stats 'own': use")
+    alone = client.post("/v1/models/maps/translate?tile_stats=tile", content=png_bytes())
+    assert alone.status_code == 400 and "goes with tile=SIZE" in alone.json()["error"]
 
 
 def test_cyclegan_serves_both_directions(synth_dir: Path, tmp_path: Path):

@@ -486,8 +486,11 @@ def evaluate(
     from i2i.runs.pretrained import resolve_model
 
     stats = check_tile_stats(tile_stats)
-    if tile is None and (tile_stats != "image" or overlap is not None):
-        raise ConfigError("--overlap and --tile-stats go with --tile SIZE")
+    given = {"--overlap": overlap is not None, "--tile-stats": tile_stats != "image"}
+    without_tile = [flag for flag, used in given.items() if used and tile is None]
+    if without_tile:
+        verb = "goes" if len(without_tile) == 1 else "go"
+        raise ConfigError(f"{' and '.join(without_tile)} {verb} with --tile SIZE")
     if tile is not None and checkpoint is None:
         raise ConfigError("--tile is how a CHECKPOINT translates; --fake is scored as it is")
     tiling = None

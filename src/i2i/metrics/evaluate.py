@@ -128,7 +128,7 @@ class Report:
                    "notes": self.notes}  # fmt: skip
         write_text_atomic(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
         self.gallery.save(out / "gallery.png")
-        what = ", ".join(f"{k}: {v}" for k, v in self.source.items())
+        what = ", ".join(f"{k}: {_words(v)}" for k, v in self.source.items())
         notes = "".join(f"\n- {n}" for n in self.notes)
         write_text_atomic(
             out / "metrics.md",
@@ -305,6 +305,13 @@ def evaluate_checkpoint(
     return Report(scorer.compute(), n, source, notes, gallery)
 
 
+def _words(value: Any) -> str:
+    """A source value as Markdown text: a dict (tiling) as ``key=value`` pairs."""
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
 def default_split(data: str | Path) -> str:
     """The split ``i2i evaluate`` scores when none is named: val, or test where the data has no
     val split (the CycleGAN archives ship trainA/B and testA/B only)."""
@@ -331,8 +338,13 @@ def score_translations(
     for start in tqdm(range(0, n, batch_size), disable=not progress, desc="evaluate"):
         idx = range(start, min(start + batch_size, n))
         inputs = torch.stack([dataset[i]["A"] for i in idx])
-        arrays = [((x + 1) / 2).permute(1, 2, 0).numpy() for x in inputs]  # HxWxC in [0, 1]
-        outputs = translate_arrays(translator, arrays, batch_size, tiling)
+        if tiling is None:
+            with torch.inference_mode():
+                batch = (translator.translate_tensor(inputs).float().cpu() + 1) / 2
+            outputs = [o.permute(1, 2, 0).numpy() for o in batch]
+        else:
+            arrays = [((x + 1) / 2).permute(1, 2, 0).numpy() for x in inputs]  # HxWxC, [0, 1]
+            outputs = translate_arrays(translator, arrays, batch_size, tiling)
         fakes = [to_uint8(o, size) for o in outputs]
         reals = [to_uint8(dataset.raw_target(i), size) for i in idx]
         scorer.add_pairs(_stack(fakes), _stack(reals))

@@ -279,6 +279,8 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig | None = None) -
             stats = check_tile_stats(fields.get("tile_stats") or tile_stats or "image")
         except ConfigError as exc:
             raise HTTPException(400, str(exc).replace("--tile-stats", "tile_stats")) from None
+        if stats == "tile" and tile is None:  # automatic tiles are for size, not statistics
+            raise HTTPException(400, "tile_stats=tile goes with tile=SIZE (the training crop)")
         check_pixels(data, cfg.max_pixels)  # from the header, before any decoding
         if waiting >= cfg.queue:
             raise HTTPException(503, "busy: too many requests waiting", {"Retry-After": "1"})
