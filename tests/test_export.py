@@ -267,6 +267,12 @@ def test_evaluate_says_how_to_score_a_model_trained_on_crops(synth_dir: Path, tm
     tiled = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "e2"), "--tile", "32",
                                      "--tile-stats", "tile"])  # fmt: skip
     assert tiled.exit_code == 0 and "--tile-stats" not in tiled.output, tiled.output
+    # without --out, tiled scores go beside the whole-image ones, not over them
+    for extra in ([], ["--tile", "32", "--tile-stats", "tile"]):
+        assert CliRunner().invoke(app, [*args, *extra]).exit_code == 0
+    assert (run / "eval-val" / "metrics.json").is_file()
+    tiled_json = json.loads((run / "eval-val-tiles32" / "metrics.json").read_text())
+    assert tiled_json["source"]["tiling"]["stats"] == "tile"
 
 
 def test_npy_mosaics_are_memory_mapped_in_and_out(run: Path, tmp_path: Path):

@@ -457,7 +457,7 @@ def evaluate(
     real: Path = typer.Option(None, help="Instead of a checkpoint: folder of real images..."),
     fake: Path = typer.Option(None, help="...and folder of outputs (paired by file name)."),
     metrics: str = typer.Option(None, help="Comma list [all that apply]: " + ", ".join(METRICS)),
-    out: Path = typer.Option(None, help="Where metrics.json/.md go [RUN/eval-SPLIT or eval/]."),
+    out: Path = typer.Option(None, help="Output folder [RUN/eval-SPLIT, -tilesN with --tile]."),
     direction: str = typer.Option(None, help="AtoB | BtoA (CycleGAN) [training direction]."),
     size: int = typer.Option(None, min=1, help="Compare at SIZE x SIZE [model's training size]."),
     limit: int = typer.Option(None, min=1, help="Score only the first N images."),
@@ -523,7 +523,8 @@ def evaluate(
         run = resolve_checkpoint(model).parent.parent
         scored = report.source.get("split", "domains")
         own_run = "://" not in checkpoint and model == checkpoint  # not the cache's import
-        out = out or (run / f"eval-{scored}" if own_run else Path("eval"))
+        tiles = f"-tiles{tile}" if tile is not None else ""  # beside the whole-image scores
+        out = out or (run / f"eval-{scored}{tiles}" if own_run else Path(f"eval{tiles}"))
     elif real is not None and fake is not None:
         report = evaluate_folders(real, fake, cfg, train_data, None, progress)
         out = out or Path("eval")
