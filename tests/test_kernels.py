@@ -211,3 +211,18 @@ def test_cpu_kernels_can_be_switched_off(synth_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("I2I_CPU_KERNELS", "0")
     assert not cpu_kernels_enabled()
     assert first_conv(i2i.load(tmp_path / "run-True", device="cpu")) is torch.nn.Conv2d
+
+
+def test_larger_batches_take_the_stock_kernels_where_those_share_their_work():
+    """The transposed-convolution product and Winograd pay for one image (or D's real and fake
+    pair); at batch 4 the stock kernels' per-call weight work is shared and they are faster
+    (benchmarks/train_speed.py), so the batch decides too."""
+    torch.manual_seed(0)
+    up = cpu_conv_transpose2d(16, 8, 4, 2, 1)
+    for n, product in ((1, True), (4, False)):
+        ops = graph_ops(up(torch.randn(n, 16, 8, 8, requires_grad=True)))
+        assert ("Col2ImBackward0" in ops) == product, (n, ops)
+    wide = cpu_conv2d(128, 128, 3, 1, 1)
+    for n, winograd in ((1, True), (2, True), (4, False)):
+        ops = graph_ops(wide(torch.randn(n, 128, 32, 32, requires_grad=True)))
+        assert any("Winograd" in op for op in ops) == winograd, (n, ops)

@@ -19,7 +19,7 @@ from torch import nn
 from i2i.kernels.winograd import WINOGRAD, WinogradConv
 
 # Where each path pays, by measurement (see the classes' docstrings)
-MATMUL_MAX_PIXELS = 64  # per image, into a transposed convolution
+MATMUL_MAX_PIXELS = 64  # input pixels of the whole batch, into a transposed convolution
 MATMUL_MAX_ROWS = 128  # output pixels of the whole batch, out of a convolution
 # convolutions with fewer output channels than an AVX2 register holds floats; see CPUConv2d
 FOLD_MAX_OUT_CHANNELS = 8
@@ -27,6 +27,7 @@ FOLD_MIN_IN_CHANNELS, FOLD_MIN_KERNEL = 128, 4
 WINOGRAD_MIN_CHANNELS = 128
 # input maps (padding included) where Winograd beats the stock kernel; see CPUConv2d
 WINOGRAD_MIN_PIXELS, WINOGRAD_MAX_PIXELS = 32 * 32, 100 * 100
+WINOGRAD_MAX_BATCH = 2  # images; more amortize the stock kernel's weight re-layout
 
 
 def eager_cpu_maps(x: torch.Tensor) -> bool:
@@ -48,15 +49,16 @@ class CPUConvTranspose2d(nn.ConvTranspose2d):
     Why: on the CPU, oneDNN re-lays-out the whole weight on every call, and the U-Net's innermost
     decoder levels carry 1024x512x4x4 weights (32 MiB) over 1x1 to 8x8 maps, so the layout work
     outweighs the arithmetic: profiled at 2-3x the time of the plain product, forward plus
-    backward (``benchmarks/train_speed.py``). Larger maps, CUDA, tracing (ONNX export) and
-    ``torch.compile`` take the stock path. Only the summation order differs (outputs agree to
-    about 1e-6).
+    backward (``benchmarks/train_speed.py``). Larger maps, and batches whose maps hold more
+    than ``MATMUL_MAX_PIXELS`` pixels together (at batch 4 the 8x8 level cost a pix2pix step
+    0.06 s), CUDA, tracing (ONNX export) and ``torch.compile`` take the stock path. Only the
+    summation order differs (outputs agree to about 1e-6).
     """
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if (
             eager_cpu_maps(x)
-            and x.shape[-2] * x.shape[-1] <= MATMUL_MAX_PIXELS
+            and x.shape[0] * x.shape[-2] * x.shape[-1] <= MATMUL_MAX_PIXELS
             and output_size is None
             and self.groups == 1
             and self.dilation == (1, 1)
@@ -116,8 +118,11 @@ class CPUConv2d(nn.Conv2d):
     channels 0.4x at 16x16, 0.7x at 24x24, 1.0x at 32x32 and 40x40, 1.2-1.6x at 64x64 and
     96x96, 0.8-0.9x at 128x128 and 256x256, 0.45x at 64 channels; 4x4 256->512 0.6x at 18x18,
     0.9x at 26x26, 1.0-1.2x at 34x34 (the 70 px PatchGAN's at 256 px), 1.6-1.9x at 42x42 to
-    66x66, 1.5x at 98x98, 1.0x at 130x130. Other layers, CUDA (cuDNN picks its own
-    algorithms), autocast, tracing (ONNX export) and ``torch.compile`` take the stock path.
+    66x66, 1.5x at 98x98, 1.0x at 130x130. Over a batch the stock kernel's weight re-layout is
+    shared by its images: at batch 4 Winograd cost a pix2pix step 0.07 s, so it takes at most
+    ``WINOGRAD_MAX_BATCH`` images (the discriminator's real and fake at batch 1). Other layers,
+    CUDA (cuDNN picks its own algorithms), autocast, tracing (ONNX export) and
+    ``torch.compile`` take the stock path.
     Outputs and gradients agree with the direct sum to about 1e-5 relative.
 
     Few output channels: oneDNN's direct kernels compute output channels in blocks of 8 or 16,
@@ -220,6 +225,7 @@ class CPUConv2d(nn.Conv2d):
             and r in WINOGRAD
             and pad[0] == pad[1]
             and WINOGRAD_MIN_PIXELS <= pixels <= WINOGRAD_MAX_PIXELS
+            and x.shape[0] <= WINOGRAD_MAX_BATCH
             and self.stride == (1, 1)
         )
         return pad[0] if fits else None
