@@ -69,7 +69,7 @@ def test_pixel_batches_map_to_the_float_samples(synth_dir):
 
 @pytest.mark.parametrize(
     ("change", "tol"),
-    [({"data.cache": False}, 1e-6), ({"train.channels_last": True}, 1e-3),
+    [({"data.cache": False}, 1e-6), ({"train.channels_last": True}, 3e-3),
      ({"data.num_workers": 2}, 1e-6)],
     ids=["no-cache", "nhwc", "workers"],  # workers: the GPU default, sharing the cache
 )  # fmt: skip
@@ -77,9 +77,10 @@ def test_speed_settings_keep_the_losses(synth_dir, tmp_path, change, tol):
     """The data settings compute the same numbers. Memory formats sum in another order (the
     small convolutions' products follow the weight's layout), and training amplifies rounding:
     Adam turns a near-zero gradient's noise into lr-sized steps, and the losses move 1e-7 apart
-    at the first steps and 1e-4 by the sixth (measured up to 3e-4), so 1e-3 there; a layout
-    bug moves them by far more. Batch norm, not instance norm: a conv bias before an instance
-    norm has no effect at all, so its gradient is pure noise."""
+    at the first two steps and up to 1.1e-3 by the sixth (measured), so 3e-3 there. A layout
+    bug in a forward or backward pass shows at the first two steps, which must agree to 1e-5
+    in every case. Batch norm, not instance norm: a conv bias before an instance norm has no
+    effect at all, so its gradient is pure noise."""
     base = tiny_config(synth_dir, tmp_path / "base", max_steps=6)
     other = tiny_config(synth_dir, tmp_path / "other", max_steps=6)
     for cfg in (base, other):
@@ -87,11 +88,9 @@ def test_speed_settings_keep_the_losses(synth_dir, tmp_path, change, tol):
     for key, value in change.items():
         section, name = key.split(".")
         setattr(getattr(other, section), name, value)
-    assert_same_losses(
-        losses(train(base, progress=False).run_dir),
-        losses(train(other, progress=False).run_dir),
-        tol,
-    )
+    a, b = (losses(train(cfg, progress=False).run_dir) for cfg in (base, other))
+    assert_same_losses(a[:2], b[:2], 1e-5)
+    assert_same_losses(a, b, tol)
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
