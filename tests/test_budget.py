@@ -48,7 +48,8 @@ def config_file(synth_dir: Path, tmp_path: Path, **train: object) -> Path:
 
 
 def test_a_time_limit_stops_on_time_with_the_schedule_at_its_end(synth_dir, tmp_path):
-    cfg = config_file(synth_dir, tmp_path, max_steps=None, epochs=50, epochs_decay=50,
+    # 8,000 steps: several times what 8 s holds on any machine, so the limit is what stops it
+    cfg = config_file(synth_dir, tmp_path, max_steps=None, epochs=500, epochs_decay=500,
                       save_every=10_000, log_every=1)  # fmt: skip
     started = time.monotonic()
     done = subprocess.run(cli("train", "--config", cfg, "--time-limit", "8s", "--no-progress"),
