@@ -14,7 +14,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from typer.exceptions import TyperException
@@ -32,6 +32,9 @@ from i2i.flags import TRAIN_FLAGS
 from i2i.infer.resize import RESIZE_HELP
 from i2i.metrics.names import METRICS
 from i2i.parallel import launch
+
+if TYPE_CHECKING:
+    from i2i.infer.tiles import Tiling
 
 app = typer.Typer(
     help="Image-to-image translation with GANs: train, watch, translate.",
@@ -110,6 +113,20 @@ def longer(time_limit: str) -> str:
         if seconds % size == 0:
             return f"{seconds / size:g}{unit}"
     return f"{seconds:g}s"
+
+
+def tiling_flags(tile: int | None, overlap: int | None, tile_stats: str) -> Tiling | None:
+    """``--tile``, ``--overlap`` and ``--tile-stats`` as one Tiling (None without ``--tile``;
+    ``--overlap`` defaults to ``default_overlap``). ConfigError for an unknown
+    ``--tile-stats``, or one given without ``--tile``."""
+    from i2i.infer.tiles import Tiling, check_tile_stats, default_overlap
+
+    stats = check_tile_stats(tile_stats)
+    if tile is None:
+        if stats != "image":
+            raise ConfigError("--tile-stats goes with --tile SIZE")
+        return None
+    return Tiling(tile, default_overlap(tile) if overlap is None else overlap, stats)
 
 
 def domain_folders(domain_a: Path | None, domain_b: Path | None) -> tuple[Path, Path] | None:
@@ -318,7 +335,7 @@ def translate(
     OUT/_manifest.jsonl records every input. --devices N (or torchrun) shares the inputs out."""
     from i2i.infer.batch import translate_files
     from i2i.infer.resize import Resize
-    from i2i.infer.tiles import check_tile_stats, check_tiles, default_overlap
+    from i2i.infer.tiles import check_tiles
     from i2i.infer.translator import BACKENDS, Translator
     from i2i.parallel import Processes, join_sharded, under_torchrun
 
@@ -337,11 +354,7 @@ def translate(
     procs, threads = Processes(), None
     if under_torchrun():
         procs, device, threads = join_sharded(device)
-    stats = check_tile_stats(tile_stats)
-    if tile is None and tile_stats != "image":
-        raise ConfigError("--tile-stats goes with --tile SIZE")
-    if tile is not None and overlap is None:
-        overlap = default_overlap(tile)
+    tiling = tiling_flags(tile, overlap, tile_stats)
     scale = Resize.parse(resize)
     translator = Translator.load(
         checkpoint,
@@ -351,8 +364,8 @@ def translate(
         threads,
         dropout,
     )
-    if tile is not None:
-        check_tiles(tile, overlap or 0, translator.size_multiple)
+    if tiling is not None:
+        check_tiles(tiling.tile, tiling.overlap, translator.size_multiple)
     try:
         written = translate_files(
             translator,
@@ -364,13 +377,11 @@ def translate(
             skip_bad=skip_bad,
             progress=progress,
             limit=limit,
-            tile=tile,
-            overlap=overlap or 0,
+            tiling=tiling,
             max_pixels=max_pixels,
             overwrite=overwrite,
             procs=procs,
             resize=scale,
-            tile_stats=stats,
         )
     except BadImageError:
         if not procs.main:  # process 0 reports the inputs of all
@@ -480,22 +491,15 @@ def evaluate(
 ) -> None:
     """Score a checkpoint on a dataset split (or --fake against --real): paired metrics,
     FID/KID/IS/precision/recall/MiFID. Writes metrics.json and a Markdown table."""
-    from i2i.infer.tiles import Tiling, check_tile_stats, default_overlap
     from i2i.metrics.evaluate import EvalConfig, evaluate_checkpoint, evaluate_folders
     from i2i.runs.checkpoint import resolve_checkpoint
     from i2i.runs.pretrained import resolve_model
 
-    stats = check_tile_stats(tile_stats)
-    given = {"--overlap": overlap is not None, "--tile-stats": tile_stats != "image"}
-    without_tile = [flag for flag, used in given.items() if used and tile is None]
-    if without_tile:
-        verb = "goes" if len(without_tile) == 1 else "go"
-        raise ConfigError(f"{' and '.join(without_tile)} {verb} with --tile SIZE")
-    if tile is not None and checkpoint is None:
+    if tile is None and overlap is not None:  # scores would silently differ from what was asked
+        raise ConfigError("--overlap goes with --tile SIZE")
+    tiling = tiling_flags(tile, overlap, tile_stats)
+    if tiling is not None and checkpoint is None:
         raise ConfigError("--tile is how a CHECKPOINT translates; --fake is scored as it is")
-    tiling = None
-    if tile is not None:
-        tiling = Tiling(tile, default_overlap(tile) if overlap is None else overlap, stats)
     cfg = EvalConfig(
         metrics=metrics.split(",") if metrics else None,
         split=split,

@@ -315,6 +315,13 @@ def read_image(path: str | Path, channels: int) -> np.ndarray:
     return pil_to_array(open_image(path), channels, source=path)
 
 
+def float_to_uint16(x: np.ndarray) -> np.ndarray:
+    """Float pixels in [0, 1] (any shape) as 16-bit 0..65535, clipped and rounded: how a
+    float image enters tiled translation, which reads 8/16-bit pixels, without losing
+    precision."""
+    return (np.clip(x, 0, 1) * 65535 + 0.5).astype(np.uint16)
+
+
 def uint_array_to_float(arr: np.ndarray, source: str, channels: int) -> np.ndarray:
     """uint8 / uint16 HxW or HxWxC arrays (npz datasets, API inputs) to float32 HxWxC [0, 1]."""
     if arr.dtype == np.uint8:

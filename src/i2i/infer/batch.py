@@ -42,7 +42,7 @@ from i2i.data.images import (
 )
 from i2i.errors import BadImageError, ConfigError, DataError, InputNotFound
 from i2i.infer.resize import Resize
-from i2i.infer.tiles import TileStats, Tiling, translate_tiled
+from i2i.infer.tiles import Tiling, translate_tiled
 from i2i.infer.writers import ImageWriter
 from i2i.parallel import Processes
 from i2i.runs.storage import is_url, url_fs
@@ -161,19 +161,17 @@ def translate_files(
     skip_bad: bool = False,
     progress: bool = True,
     limit: int | None = None,
-    tile: int | None = None,
-    overlap: int = 64,
+    tiling: Tiling | None = None,
     max_pixels: int | None = None,
     overwrite: bool = False,
     procs: Processes | None = None,
     resize: Resize | str | None = None,
-    tile_stats: TileStats = "image",
 ) -> Translated:
     """Translate image files, folders, patterns or URLs into ``out`` (a folder, a URL or a
     ``.zip``; see the module docstring). Outputs keep each input's stem with ``suffix``;
-    ``limit`` takes the first that many inputs. With ``tile``, each image is translated in
+    ``limit`` takes the first that many inputs. With ``tiling``, each image is translated in
     overlapping tiles (``i2i.infer.tiles``), however large, normalized by the whole image's
-    statistics or (``tile_stats="tile"``) each tile's own; ``.npy`` arrays are then
+    statistics or each tile's own as ``tiling.stats`` says; ``.npy`` arrays are then
     memory-mapped in and out. ``resize`` translates each image at the model's training scale
     or another and back (``i2i.infer.resize``). ``procs``: this process's share under torchrun.
 
@@ -196,11 +194,11 @@ def translate_files(
 
         keep_freed_memory()  # each batch reuses the last one's memory: no fresh page faults
     share = sources[procs.rank :: procs.world]
-    tiling = Tiling(tile, overlap, tile_stats) if tile else None
-    chunk_size = 1 if tile else batch_size
+    tiled = tiling is not None
+    chunk_size = 1 if tiled else batch_size
     # rounds of one chunk each, the same number in every process: they count progress together
     rounds = math.ceil(math.ceil(len(sources) / procs.world) / chunk_size)
-    budget = max_pixels or (TILED_MAX_PIXELS if tile else None)
+    budget = max_pixels or (TILED_MAX_PIXELS if tiled else None)
     result = Translated()
     records: list[Record] = []
     part = f"_manifest.part-{procs.rank:05d}-of-{procs.world:05d}.jsonl"
@@ -218,12 +216,12 @@ def translate_files(
         def read(chunk: list[Source]) -> list[tuple[Source, Picture | None, Record]]:
             out_items = []
             for source in chunk:
-                name = source.stem + (".npy" if tile and source.suffix == ".npy" else suffix)
+                name = source.stem + (".npy" if tiled and source.suffix == ".npy" else suffix)
                 record = Record(source.location, name, "written")
                 picture: Picture | None = None
                 if name in done:
                     record.status = "skipped"
-                elif not (tile and source.suffix == ".npy"):
+                elif not (tiled and source.suffix == ".npy"):
                     try:
                         picture = read_source(source, half, budget)
                         record.width, record.height = picture_size(picture)

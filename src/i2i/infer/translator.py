@@ -29,6 +29,7 @@ from PIL import Image
 from i2i.data.images import (
     Picture,
     array_to_pil,
+    float_to_uint16,
     match_channels,
     picture_size,
     pil_to_array,
@@ -271,8 +272,8 @@ class Translator:
         array = pil_to_array(image, self.input_channels)
         if used is not None:
             array = resize_array(array, used)
-        if tile:  # tiles read 8/16-bit pixels: 16 bits keep the resized image's precision
-            pixels = (np.clip(array, 0, 1) * 65535 + 0.5).astype(np.uint16)
+        if tile:
+            pixels = float_to_uint16(array)  # the resized image at full precision
             result = translate_tiled(self, pixels, tile, overlap, batch_size, stats=tile_stats)
         else:
             (out,) = self.translate_arrays([array], batch_size)

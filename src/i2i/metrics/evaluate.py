@@ -25,7 +25,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from i2i.config import DataConfig
-from i2i.data.images import list_images, read_with_hint
+from i2i.data.images import float_to_uint16, list_images, read_with_hint
 from i2i.data.layouts import domain_folder, locate, locate_pairs, locate_unpaired
 from i2i.data.paired import PairedDataset
 from i2i.data.unconditional import GrayPairs, ImageDataset, image_split
@@ -362,10 +362,7 @@ def translate_arrays(
         return translator.translate_arrays(arrays, batch_size)
     return [
         translator.translate_tiled(
-            (np.clip(a, 0, 1) * 65535 + 0.5).astype(np.uint16),  # tiles read 8/16-bit pixels
-            tiling.tile,
-            tiling.overlap,
-            tiling.stats,
+            float_to_uint16(a), tiling.tile, tiling.overlap, tiling.stats
         ).astype(np.float32)
         / 255
         for a in arrays
