@@ -15,7 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import i2i
 from i2i.cli import main
+from i2i.infer import translate_files
+from i2i.infer.writers import ImageWriter
 from i2i.train.loop import train
 
 from .conftest import tiny_config
@@ -105,6 +108,37 @@ def test_a_killed_run_finishes_without_redoing_anything(run, tmp_path):
     assert f"{len(first)} already there" in again.stdout
     rerun = cli(*command[3:])
     assert "300 already there" in rerun.stdout
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL at one exact point (a real kill lands there by chance)."""
+
+
+def test_a_kill_between_record_and_image_leaves_no_unrecorded_output(run, tmp_path, monkeypatch):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(6):
+        Image.new("RGB", (32, 32), (40 * i, 0, 0)).save(inputs / f"{i}.png")
+    translator, out = i2i.load(run), tmp_path / "out"
+    logged = []
+    real_append = ImageWriter.append_text
+
+    def die_at_third(self, name, text):  # the kill comes as the third chunk is recorded
+        logged.append(text)
+        if len(logged) == 3:
+            raise Killed
+        real_append(self, name, text)
+
+    monkeypatch.setattr(ImageWriter, "append_text", die_at_third)
+    with pytest.raises(Killed):
+        translate_files(translator, [inputs], out, batch_size=2, progress=False)
+    monkeypatch.undo()
+    translate_files(translator, [inputs], out, batch_size=2, progress=False)
+    records = manifest(out)
+    assert sorted(p.name for p in out.glob("*.png")) == [f"{i}.png" for i in range(6)]
+    # every output's record says how it was made: none only "skipped" (already there)
+    assert len(records) == 6 and {r["status"] for r in records} == {"written"}
+    assert all(r["bytes"] == (out / r["output"]).stat().st_size for r in records)
 
 
 def running_with(text: str) -> list[int]:

@@ -289,6 +289,11 @@ def test_npy_mosaics_are_memory_mapped_in_and_out(run: Path, tmp_path: Path):
     from_npy = np.load(tmp_path / "o" / "mosaic.npy", mmap_mode="r")
     from_png = np.asarray(Image.open(tmp_path / "o" / "mosaic.png"))
     assert from_npy.shape == (160, 224, 3) and np.array_equal(from_npy, from_png)
+    records = [json.loads(line) for line in (tmp_path / "o" / "_manifest.jsonl").open()]
+    assert {r["output"]: r["bytes"] for r in records} == {
+        name: (tmp_path / "o" / name).stat().st_size for name in ("mosaic.npy", "mosaic.png")
+    }
+    assert not list((tmp_path / "o").glob(".*"))  # the mosaic's temporary file moved in place
 
 
 def test_onnx_exports_are_cached_per_checkpoint_contents(run: Path, tmp_path: Path, monkeypatch):

@@ -10,8 +10,10 @@ names a single process would write.
 A run can be repeated: an output that exists is complete (each is written whole or not at all)
 and is skipped, so a killed run restarted with the same command translates only what is
 missing (``overwrite`` redoes everything). ``_manifest.jsonl`` in the destination records every
-input, bad ones included: output name, status (written, skipped, failed), sizes, error. A bad
-input never stops the others; they are written, and the bad ones reported at the end.
+input, bad ones included: output name, status (written, skipped, failed), sizes, error. Each
+record goes on file just before its output is moved into place, so no output a killed run left
+lacks one. A bad input never stops the others; they are written, and the bad ones reported at
+the end.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from i2i.data.images import (
 from i2i.errors import BadImageError, ConfigError, DataError, InputNotFound
 from i2i.infer.resize import Resize
 from i2i.infer.tiles import Tiling, translate_tiled
-from i2i.infer.writers import ImageWriter
+from i2i.infer.writers import ImageWriter, encode
 from i2i.parallel import Processes
 from i2i.runs.storage import is_url, url_fs
 
@@ -56,6 +58,8 @@ MANIFEST = "_manifest.jsonl"
 # the pixel budget of one image translated in tiles: 1 GP, 3 GiB as 8-bit RGB (--max-pixels)
 TILED_MAX_PIXELS = 2**30
 GLOB_CHARS = "*?["
+# one input's output on its way to the destination: pixels, a written temporary file, or none
+Output = np.ndarray | Path | None
 
 
 @dataclass(frozen=True)
@@ -230,13 +234,26 @@ def translate_files(
                 out_items.append((source, picture, record))
             return out_items
 
-        def write(items: list[tuple[Record, np.ndarray | None]]) -> None:
-            for record, pixels in items:
-                if pixels is not None:
-                    record.bytes = writer.write(record.output, array_to_pil(pixels))
-                    result.append(record.output)
-            # on record as soon as written: a killed run's work stays in the manifest
+        def write(items: list[tuple[Record, Output]]) -> None:
+            staged: list[tuple[Record, bytes | Path | None]] = []
+            for record, output in items:
+                if isinstance(output, np.ndarray):
+                    data = encode(array_to_pil(output), record.output)
+                    record.bytes = len(data)
+                    staged.append((record, data))
+                else:
+                    staged.append((record, output))
+            # on record before in place: a run killed in between leaves a record of an output
+            # that is missing, which the rerun translates and records anew, never an output
+            # that no record says how it was made
             writer.append_text(part, "".join(json.dumps(asdict(r)) + "\n" for r, _ in items))
+            for record, ready in staged:
+                if isinstance(ready, bytes):
+                    writer.write_bytes(record.output, ready)
+                elif isinstance(ready, Path):
+                    ready.replace(writer.out / record.output)
+                if ready is not None:
+                    result.append(record.output)
 
         bar = tqdm(total=len(sources), disable=not (progress and procs.main), unit="img")
         with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as encoder:
@@ -296,11 +313,12 @@ def _translate(
     tiling: Tiling | None,
     batch_size: int,
     resize: Resize,
-) -> list[tuple[Record, np.ndarray | None]]:
-    """Each item's output pixels (None for those skipped or failed): whole images batched by
-    size (each at the scale ``resize`` asks for), tiles one image at a time, ``.npy`` mosaics
-    straight into a memory-mapped file."""
-    outputs: list[tuple[Record, np.ndarray | None]] = []
+) -> list[tuple[Record, Output]]:
+    """Each item's output (None for those skipped or failed): pixels of whole images batched
+    by size (each at the scale ``resize`` asks for) or tiled one image at a time; ``.npy``
+    mosaics translated straight into a memory-mapped temporary file, moved into place once
+    recorded."""
+    outputs: list[tuple[Record, Output]] = []
     wanted = [(s, p, r) for s, p, r in items if r.status == "written"]
     if tiling is not None:
         for source, picture, record in wanted:
@@ -310,8 +328,9 @@ def _translate(
                         f"{source.location}: .npy mosaics are tiled at their own scale; "
                         "drop --resize"
                     )
-                _translate_npy(translator, source, record, writer, tiling, batch_size)
-                outputs.append((record, None))
+                outputs.append(
+                    (record, _translate_npy(translator, source, record, writer, tiling, batch_size))
+                )
             else:
                 pixels, _ = translator.translate_image(
                     picture, resize, tiling.tile, tiling.overlap, batch_size, tiling.stats
@@ -332,7 +351,9 @@ def _translate_npy(
     writer: ImageWriter,
     tiling: Tiling,
     batch_size: int,
-) -> None:
+) -> Path:
+    """Translate a ``.npy`` mosaic in tiles into a temporary file beside its output; returns
+    that file (``write`` moves it into place after recording it)."""
     if writer.zip is not None or writer.url is not None:
         raise ConfigError(
             f"{source.location}: .npy inputs are written as .npy files; --out a folder"
@@ -343,8 +364,8 @@ def _translate_npy(
     partial = target.with_name(f".{target.name}.partial.npy")
     translate_tiled(translator, array, tiling.tile, tiling.overlap, batch_size, out=partial,
                     stats=tiling.stats)  # fmt: skip
-    partial.replace(target)
-    record.bytes = target.stat().st_size
+    record.bytes = partial.stat().st_size
+    return partial
 
 
 def _pair_like(picture: Picture) -> bool:
