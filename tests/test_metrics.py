@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 import i2i
 from i2i.cli import app
 from i2i.config import ConfigError
+from i2i.data.synth import write_synthetic
+from i2i.infer.tiles import Tiling
 from i2i.metrics import distribution as dist
 from i2i.metrics import features as feats
 from i2i.metrics.evaluate import EvalConfig, evaluate_checkpoint, evaluate_folders
@@ -240,6 +242,24 @@ def test_eval_every_logs_scores_and_keeps_the_best_checkpoint(synth_dir, tmp_pat
     assert json.loads((ckpts / "best.json").read_text())["value"] == pytest.approx(best["psnr"])
     model = i2i.load(ckpts / "best")  # the pointer file works as a checkpoint path
     assert model.description["step"] == best["step"]
+
+
+def test_eval_every_scores_a_crop_trained_run_in_tiles_as_evaluate_does(tmp_path, caplog):
+    """Trained on 32 px crops of 64 px images with instance norm: the score that picks the best
+    checkpoint is `i2i evaluate --tile 32 --tile-stats tile`'s, not the whole images'."""
+    data = write_synthetic(tmp_path / "data", 8, 4, 64, seed=1, progress=False)
+    cfg = tiny_config(data, tmp_path / "run", max_steps=3, eval_every=3)
+    cfg.data.preprocess, cfg.train.eval_metric = "crop", "psnr"
+    with caplog.at_level("INFO", logger="i2i"):
+        run = train(cfg, progress=False).run_dir
+    assert "--eval-every scores val in 32 px tiles, each on its own statistics" in caplog.text
+    logged = json.loads((run / "eval.jsonl").read_text().splitlines()[-1])["psnr"]
+    ckpt = run / "checkpoints" / "step_00000003"
+    tiles = EvalConfig(metrics=["psnr"], tiling=Tiling(32, 8, "tile"))
+    tiled = evaluate_checkpoint(ckpt, data, tiles, progress=False).metrics["psnr"]
+    whole = evaluate_checkpoint(ckpt, data, EvalConfig(metrics=["psnr"]), progress=False)
+    assert logged == pytest.approx(tiled, abs=1e-4)
+    assert abs(logged - whole.metrics["psnr"]) > 1e-3  # whole images would score otherwise
 
 
 def test_eval_metric_is_checked_before_training(synth_dir, tmp_path):

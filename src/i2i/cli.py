@@ -227,14 +227,17 @@ def translate_command(cfg: RunConfig, run: Path) -> str:
     """How to translate with a trained run. A generator trained with instance norm on crops
     at the data's own scale (``--preprocess crop``) translates best in tiles of the crop size,
     each normalized by its own statistics, as in training (``i2i.infer.tiles``)."""
+    from i2i.infer.tiles import as_trained
+
     command = f"i2i translate {run} IMAGES_OR_FOLDERS --out translated/"
     model = cfg.model
-    if (
-        cfg.data.preprocess == "crop"
-        and isinstance(model, Pix2PixConfig | CycleGANConfig | CUTConfig)
+    instance_norm = (
+        isinstance(model, Pix2PixConfig | CycleGANConfig | CUTConfig)
         and model.generator.norm == "instance"
-    ):
-        command += f" --tile {cfg.data.crop_size} --tile-stats tile"
+    )
+    tiling = as_trained(cfg.data.preprocess, cfg.data.crop_size, instance_norm)
+    if tiling is not None:
+        command += f" --tile {tiling.tile} --tile-stats {tiling.stats}"
     return command
 
 

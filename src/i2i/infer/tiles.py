@@ -108,6 +108,17 @@ class Tiling:
     stats: TileStats = "image"
 
 
+def as_trained(preprocess: str, crop_size: int, image_statistics: bool) -> Tiling | None:
+    """The tiling that shows a generator images as training did, or None for whole images.
+    A generator with layers normalizing by each image's statistics (instance norm) trained on
+    ``crop_size`` px crops at the data's own scale (``--preprocess crop``) saw statistics over
+    a crop-sized field; translated whole, a larger image shifts them (on maps, parks fade into
+    land): tiles of the crop size, each on its own statistics, give it what it saw."""
+    if preprocess == "crop" and image_statistics:
+        return Tiling(crop_size, default_overlap(crop_size), "tile")
+    return None
+
+
 def check_tile_stats(stats: str) -> TileStats:
     """``stats`` as a TileStats; ConfigError naming ``--tile-stats`` otherwise."""
     if stats not in get_args(TileStats):

@@ -35,7 +35,7 @@ from i2i.files import atomic_path, write_text_atomic
 from i2i.infer.batch import batched
 from i2i.infer.grid import sample_grid
 from i2i.infer.sample import load_generator
-from i2i.infer.tiles import Tiling, check_tiles
+from i2i.infer.tiles import Tiling, as_trained, check_tiles
 from i2i.infer.translator import Translator
 from i2i.metrics.features import FeatureExtractor, FeatureWeightsMissing, build_extractor
 from i2i.metrics.names import DESCRIPTIVE, DISTRIBUTION, LOWER_IS_BETTER, PAIRED, check_metrics
@@ -265,11 +265,12 @@ def evaluate_checkpoint(
     scorer, notes = make_scorer(cfg, pairs is not None, train_images is not None, extractor)
     if whole:
         notes.append(f"{data} has no '{split}' folder: scored the images in it")
-    if cfg.tiling is None and data_cfg.preprocess == "crop" and translator.image_statistics:
-        crop = data_cfg.crop_size  # trained on crops: whole images shift its norms' statistics
+    trained = as_trained(data_cfg.preprocess, data_cfg.crop_size, translator.image_statistics)
+    if cfg.tiling is None and trained is not None:
         notes.append(
-            f"trained on {crop} px crops at the data's scale: --tile {crop} --tile-stats tile "
-            "scores it as it was trained (each tile on its own statistics)"
+            f"trained on {trained.tile} px crops at the data's scale: --tile {trained.tile} "
+            f"--tile-stats {trained.stats} scores it as it was trained (each tile on its own "
+            "statistics)"
         )
     if train_images is not None and "mifid" in scorer.metrics:
         for chunk in batched(train_images(), cfg.batch_size):
