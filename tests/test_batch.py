@@ -72,6 +72,12 @@ def test_two_processes_write_what_one_writes(run, photos, tmp_path):
     assert not list((tmp_path / "two").glob("_manifest.part-*"))
 
 
+def test_an_error_every_process_meets_is_said_once(run, tmp_path):
+    done = cli("translate", run, tmp_path / "missing", "--out", tmp_path / "o", "--devices", "2")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [f"error: {tmp_path / 'missing'}: no such file or folder"]
+
+
 def one_by_one(run: Path, tmp_path: Path, n: int) -> list[str]:
     """The command translating ``n`` plain 32 px inputs (written to TMP/in) into TMP/out one
     at a time: slow enough to be killed half-way."""

@@ -31,7 +31,7 @@ from i2i.errors import BadImageError, ConfigError, UserError
 from i2i.flags import TRAIN_FLAGS
 from i2i.infer.resize import RESIZE_HELP
 from i2i.metrics.names import METRICS
-from i2i.parallel import launch
+from i2i.parallel import launch, report_error
 
 if TYPE_CHECKING:
     from i2i.infer.tiles import Tiling
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = app(args=argv, standalone_mode=False)
     except (typer.Abort, KeyboardInterrupt):
-        typer.secho("error: interrupted", fg=typer.colors.RED, err=True)
+        say_error("interrupted")
         return 130
     except TyperException as exc:  # Typer's usage errors: bad or unknown options
         ctx = getattr(exc, "ctx", None)
@@ -75,14 +75,22 @@ def main(argv: list[str] | None = None) -> int:
             typer.echo(message)
             return 0
         where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
-        typer.secho(f"error: {message}{where}", fg=typer.colors.RED, err=True)
+        say_error(f"{message}{where}")
         return 2
     return code if isinstance(code, int) else 0
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    """``error: MESSAGE`` (``say_error``) and exit with ``code``."""
+    say_error(message)
     return typer.Exit(code)
+
+
+def say_error(message: str) -> None:
+    """``error: MESSAGE`` on stderr; in a process of ``--devices N``, handed to the launcher,
+    which says each distinct message once for all processes."""
+    if not report_error(message):
+        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
 
 
 def user_errors(fn: F) -> F:
@@ -292,7 +300,10 @@ def relaunch_under_torchrun(devices: int) -> None:
             skip = True
         elif not arg.startswith("--devices="):
             args.append(arg)
-    raise typer.Exit(launch(devices, args))
+    code, errors = launch(devices, args)
+    for message in errors:
+        say_error(message)
+    raise typer.Exit(code)
 
 
 @app.command()

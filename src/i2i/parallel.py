@@ -13,17 +13,22 @@ parent (``die_with_parent``).
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
 
+# where the processes that ``launch`` started put their error messages, for it to say once
+ERROR_FILE = "I2I_ERROR_FILE"
 # torch is imported by the functions that join or leave a process group: a single process
 # translating with ONNX Runtime imports this module and never needs torch (2-3 s)
 
@@ -92,19 +97,38 @@ def finish(procs: Processes) -> None:
         dist.destroy_process_group()
 
 
-def launch(devices: int, args: list[str]) -> int:
+def launch(devices: int, args: list[str]) -> tuple[int, list[str]]:
     """Run ``i2i ARGS`` in ``devices`` processes on this machine under torchrun; returns the
-    exit status of the first process that failed, else 0. Each process has already printed
-    its error, so torchrun's own report of the failure (a traceback of the launcher) is left
-    out (``LOGLEVEL=INFO`` brings its logs back). torchrun stops the processes when this one
-    is interrupted or terminated, and dies with it when it is killed."""
+    exit status of the first process that failed (else 0) and the distinct error messages the
+    processes reported (``report_error``): a bad flag or path every process meets is said
+    once, not once per process. torchrun's own report of a failure (a traceback of the
+    launcher) is left out (``LOGLEVEL=INFO`` brings its logs back). torchrun stops the
+    processes when this one is interrupted or terminated, and dies with it when it is
+    killed."""
     env = dict(os.environ)
     # torchrun's default (1 thread each, with a banner saying so) wastes cores beside a GPU
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // devices)))
     env.setdefault("LOGLEVEL", "CRITICAL")
     command = [sys.executable, "-m", "i2i.parallel", "--standalone",
                f"--nproc-per-node={devices}", "-m", "i2i", *args]  # fmt: skip
-    return subprocess.call(command, env=env, preexec_fn=lambda: die_with_parent(signal.SIGTERM))
+    with tempfile.TemporaryDirectory(prefix="i2i-errors-") as folder:
+        errors = Path(folder) / "errors.jsonl"
+        env[ERROR_FILE] = str(errors)
+        code = subprocess.call(command, env=env, preexec_fn=lambda: die_with_parent(signal.SIGTERM))
+        said = errors.read_text().splitlines() if errors.is_file() else []
+    return code, list(dict.fromkeys(json.loads(line) for line in said))
+
+
+def report_error(message: str) -> bool:
+    """In a process that ``launch`` started, hand the error ``message`` to the launcher, which
+    says each distinct one once when all have stopped; True if handed over, False elsewhere
+    (the caller prints it)."""
+    path = os.environ.get(ERROR_FILE)
+    if path is None or not under_torchrun():
+        return False
+    with open(path, "a") as f:  # one short appended line: whole even beside other processes'
+        f.write(json.dumps(message) + "\n")
+    return True
 
 
 def die_with_parent(sig: int) -> None:
