@@ -167,6 +167,10 @@ def test_tiles_of_an_instance_norm_generator_agree_with_the_whole_image(backend)
         assert np.abs(strip[:, x : x + 128] - t(image[:128, x : x + 128]).astype(int)).max() <= 1
     with pytest.raises(ConfigError, match="--tile-stats 'own': use image .* or tile"):
         translate_tiled(t, image, tile=128, overlap=64, stats="own")  # type: ignore[arg-type]
+    # the model's method gives what calling the model gives: a PIL image for a PIL image
+    picture = t.translate_tiled(Image.fromarray(image), tile=128, overlap=64, stats="tile")
+    assert isinstance(picture, Image.Image) and np.array_equal(np.asarray(picture), alone)
+    assert np.array_equal(t.translate_tiled(image, 128, 64, "tile"), alone)
 
 
 def test_statistics_of_large_images_come_from_a_box_averaged_copy(tmp_path):

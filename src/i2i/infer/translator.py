@@ -21,7 +21,7 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import numpy as np
 from PIL import Image
@@ -237,18 +237,30 @@ class Translator:
                 layer.train()  # noise at every call, as in training
         return translator
 
+    @overload
+    def translate_tiled(
+        self, image: Image.Image, tile: int = ..., overlap: int = ..., stats: TileStats = ...
+    ) -> Image.Image: ...
+    @overload
+    def translate_tiled(
+        self, image: np.ndarray, tile: int = ..., overlap: int = ..., stats: TileStats = ...
+    ) -> np.ndarray: ...
     def translate_tiled(
         self,
         image: Image.Image | np.ndarray,
         tile: int = 512,
         overlap: int = 64,
         stats: TileStats = "image",
-    ) -> np.ndarray:
-        """An image of any size (PIL or uint8/uint16 array) -> uint8 HxWxC, tile by tile with
-        blended overlaps; float memory is bounded by one strip of tiles. Normalization layers
-        that use each image's statistics get the whole image's, or with ``stats="tile"`` each
-        tile's own, as a model trained on crops of that size saw them (``i2i.infer.tiles``)."""
-        return translate_tiled(self, image, tile, overlap, stats=stats)
+    ) -> Image.Image | np.ndarray:
+        """An image of any size -> its translation of the same kind, as calling the model
+        gives: a PIL image for a PIL image, uint8 HxWxC for a uint8/uint16 array. Translated
+        ``tile`` x ``tile`` px at a time with blended ``overlap`` px; float memory is bounded by
+        one strip of tiles. Normalization layers that use each image's statistics get the whole
+        image's, or with ``stats="tile"`` each tile's own, as a model trained on crops of that
+        size saw them (``i2i.infer.tiles``). Raises ConfigError for a tile that does not fit the
+        generator or an overlap over half the tile."""
+        pixels = translate_tiled(self, image, tile, overlap, stats=stats)
+        return array_to_pil(pixels) if isinstance(image, Image.Image) else pixels
 
     def translate_image(
         self,
