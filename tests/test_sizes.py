@@ -57,6 +57,7 @@ def test_a_later_misfit_is_named_before_training_or_skipped(tmp_path):
     args = ["--data", tmp_path / "data", "--preprocess", "none", "--batch-size", "1", *SMALL]
     code, output = train(*args, "--out", tmp_path / "r1")
     assert code == 1 and "3.png" in output and "Traceback" not in output
+    assert "--skip-bad to skip such files" in output  # a readable image that does not fit
     assert not (tmp_path / "r1" / "checkpoints").exists()  # stopped before training
     code, output = train(*args, "--out", tmp_path / "r2", "--skip-bad")
     assert code == 0, output

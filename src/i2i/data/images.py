@@ -346,7 +346,7 @@ def array_to_pil(arr: np.ndarray) -> Image.Image:
     return Image.fromarray(u8[..., 0] if u8.shape[-1] == 1 else u8)
 
 
-SKIP_HINT = "fix or remove the file, or pass --skip-bad to skip unreadable files"
+SKIP_HINT = "fix or remove the file, or pass --skip-bad to skip such files"
 T = TypeVar("T")
 
 
