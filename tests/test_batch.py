@@ -78,6 +78,28 @@ def test_an_error_every_process_meets_is_said_once(run, tmp_path):
     assert done.stderr.splitlines() == [f"error: {tmp_path / 'missing'}: no such file or folder"]
 
 
+def test_processes_report_bad_files_and_counts_of_all(run, tmp_path):
+    """A bad file in process 0's share only: one error line, no traceback from the others;
+    the side-by-side note counts every process's inputs."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "0_bad.png").write_bytes(b"not an image")  # input 0: process 0's
+    for i in range(1, 5):
+        Image.new("RGB", (64, 32), (50 * i, 0, 0)).save(folder / f"{i}.png")  # A|B-like
+    args = ["translate", run, folder, "--devices", "2", "--no-progress"]
+    bad = cli(*args, "--out", tmp_path / "o1")
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr, bad.stderr[-2000:]
+    assert [line for line in bad.stderr.splitlines() if line.strip()] == [
+        f"error: {folder / '0_bad.png'}: not a readable image (cannot identify image file "
+        f"'{folder / '0_bad.png'}'); pass --skip-bad to skip such files (1 of 5 inputs could "
+        f"not be translated; the others were written; {tmp_path / 'o1' / '_manifest.jsonl'} "
+        "lists them)"
+    ]
+    skipped = cli(*args, "--out", tmp_path / "o2", "--skip-bad")
+    assert skipped.returncode == 0, skipped.stderr[-2000:]
+    assert "note: 4 input(s) are twice as wide as high" in skipped.stdout
+
+
 def one_by_one(run: Path, tmp_path: Path, n: int) -> list[str]:
     """The command translating ``n`` plain 32 px inputs (written to TMP/in) into TMP/out one
     at a time: slow enough to be killed half-way."""

@@ -89,9 +89,9 @@ class Record:
 
 class Translated(list[str]):
     """The names this process wrote, plus how many inputs all processes skipped (outputs
-    already there), what this process failed on (with the reason), how many inputs looked like
-    side-by-side A|B pairs translated whole, and (process 0) the manifest's counts per status
-    over all processes and runs."""
+    already there), what this process failed on (with the reason), how many inputs of all
+    processes looked like side-by-side A|B pairs translated whole, and (process 0) the
+    manifest's counts per status over all processes and runs."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -290,16 +290,19 @@ def translate_files(
         result.summary = dict(Counter(r["status"] for r in merged))
         # every process's counts, for one report
         result.skipped, failed = _total(result.skipped, procs), _total(len(result.failed), procs)
+        result.pair_like = _total(result.pair_like, procs)
     if failed and not skip_bad:
-        # process 0 names the first failure of any process (the merged manifest has them all)
-        first = next((r for r in merged if r["status"] == "failed"), None) or asdict(
-            result.failed[0]
-        )
+        # process 0 names the first failure of any process (the merged manifest has them
+        # all), another process its own first, if it had one
+        count = f"{failed} of {len(sources)} inputs could not be translated"
+        own = [asdict(r) for r in result.failed]
+        first = next((r for r in [*merged, *own] if r["status"] == "failed"), None)
+        if first is None:  # a process other than 0 whose own inputs were all fine
+            raise BadImageError(result.manifest, f"{count}; process 0 names the first")
         raise BadImageError(
             first["input"],
-            f"{first['error']}; pass --skip-bad to skip such files ({failed} of {len(sources)} "
-            f"inputs could not be translated; the others were written; {result.manifest} "
-            "lists them)",
+            f"{first['error']}; pass --skip-bad to skip such files ({count}; the others were "
+            f"written; {result.manifest} lists them)",
         )
     for record in result.failed:
         tqdm.write(f"skipped {record.input}: {record.error}")
