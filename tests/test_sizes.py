@@ -58,7 +58,7 @@ def test_a_later_misfit_is_named_before_training_or_skipped(tmp_path):
     code, output = train(*args, "--out", tmp_path / "r1")
     assert code == 1 and "3.png" in output and "Traceback" not in output
     assert "--skip-bad to skip such files" in output  # a readable image that does not fit
-    assert not (tmp_path / "r1" / "checkpoints").exists()  # stopped before training
+    assert not (tmp_path / "r1").exists()  # stopped before training, leaving no run folder
     code, output = train(*args, "--out", tmp_path / "r2", "--skip-bad")
     assert code == 0, output
 

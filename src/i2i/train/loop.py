@@ -116,8 +116,6 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     distributed.check_batch(cfg.train.batch_size, procs)
     if mirror and procs.main:
         mirror.prepare(resume)
-    if procs.main:
-        prepare_run_folder(run_dir, cfg)
     configure_backends(device, cfg.train.deterministic)
     torch.manual_seed(cfg.train.seed)
     channels_last = cfg.train.channels_last
@@ -138,6 +136,8 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainR
     rule = size_rule(data_cfg, fits)
     train_set, preview_set = open_datasets(data_cfg, data_kind(cfg.model.kind), rule)
     check_batch_sizes(train_set, cfg)
+    if procs.main:  # once the model and data are known to fit: a refused start leaves no folder
+        prepare_run_folder(run_dir, cfg)
     # an unconditional model's preview (a grid from fixed noise) is the same for every example
     n_preview = min(cfg.train.num_samples if model.conditional else 1, len(preview_set))
     previews = [
