@@ -223,7 +223,9 @@ def train_command(
     typer.echo(f"  loss curves: {run / 'loss_curves.png'}")
     typer.echo(f"  checkpoint: {result.checkpoint}")
     if cfg.train.eval_every:
-        typer.echo(f"  best by {cfg.train.eval_metric}: {run / 'checkpoints' / 'best'}")
+        tiling = trained_tiling(cfg)  # how --eval-every scored it
+        scored = "" if tiling is None else f" (val scored in {tiling.tile} px tiles)"
+        typer.echo(f"  best by {cfg.train.eval_metric}{scored}: {run / 'checkpoints' / 'best'}")
     typer.echo(f"  TensorBoard: tensorboard --logdir {run / 'tensorboard'}")
     if cfg.model.kind == "dcgan":
         typer.echo(f"  generate: i2i sample {run} -n 64 --out samples/")
@@ -231,19 +233,24 @@ def train_command(
         typer.echo(f"  translate: {translate_command(cfg, run)}")
 
 
-def translate_command(cfg: RunConfig, run: Path) -> str:
-    """How to translate with a trained run. A generator trained with instance norm on crops
-    at the data's own scale (``--preprocess crop``) translates best in tiles of the crop size,
-    each normalized by its own statistics, as in training (``i2i.infer.tiles``)."""
+def trained_tiling(cfg: RunConfig) -> Tiling | None:
+    """The tiling a run translates best with: a generator trained with instance norm on crops
+    at the data's own scale (``--preprocess crop``) in tiles of the crop size, each normalized
+    by its own statistics, as in training (``i2i.infer.tiles.as_trained``); else None."""
     from i2i.infer.tiles import as_trained
 
-    command = f"i2i translate {run} IMAGES_OR_FOLDERS --out translated/"
     model = cfg.model
     instance_norm = (
         isinstance(model, Pix2PixConfig | CycleGANConfig | CUTConfig)
         and model.generator.norm == "instance"
     )
-    tiling = as_trained(cfg.data.preprocess, cfg.data.crop_size, instance_norm)
+    return as_trained(cfg.data.preprocess, cfg.data.crop_size, instance_norm)
+
+
+def translate_command(cfg: RunConfig, run: Path) -> str:
+    """How to translate with a trained run (in tiles if ``trained_tiling`` says so)."""
+    command = f"i2i translate {run} IMAGES_OR_FOLDERS --out translated/"
+    tiling = trained_tiling(cfg)
     if tiling is not None:
         command += f" --tile {tiling.tile} --tile-stats {tiling.stats}"
     return command
