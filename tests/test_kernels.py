@@ -16,7 +16,7 @@ from i2i.config import (
     Pix2PixConfig,
     TrainConfig,
 )
-from i2i.kernels import WinogradConv, cpu_kernels_enabled, use_cpu_kernels
+from i2i.kernels import WinogradConv, conv, cpu_kernels_enabled, use_cpu_kernels
 from i2i.models import CycleGAN, Pix2Pix
 from i2i.train import loop
 from i2i.train.step import Updater, make_optimizers
@@ -25,6 +25,12 @@ from .conftest import tiny_config
 from .test_speed import assert_same_losses
 
 LAYOUTS = [torch.contiguous_format, torch.channels_last]  # of the weights and the input
+
+
+@pytest.fixture
+def avx2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Winograd's path as on an AVX2 CPU, where it runs, whatever CPU the tests run on."""
+    monkeypatch.setattr(conv, "WINOGRAD_HERE", True)
 
 
 def cpu_conv2d(*args: object, **kwargs: object) -> torch.nn.Module:
@@ -52,9 +58,6 @@ def assert_same_layer(layer: torch.nn.Module, stock: torch.nn.Module, x: torch.T
     grads_ref = torch.autograd.grad(y_ref, [x, stock.weight, stock.bias], g)
     for got, want in zip([y, *grads], [y_ref, *grads_ref], strict=True):
         torch.testing.assert_close(got, want, atol=5e-5 * want.abs().max().item(), rtol=0)
-
-
-LAYOUTS = [torch.contiguous_format, torch.channels_last]  # of the weights and the input
 
 
 @pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "nhwc"])
@@ -123,7 +126,7 @@ def test_winograd_backward_matches_finite_differences(kernel, size, wanted):
 
 
 @pytest.mark.parametrize(("kernel", "padding"), [(3, 0), (4, 1)])  # ResNet block, PatchGAN
-def test_wide_convolutions_match_the_stock_ones(kernel, padding):
+def test_wide_convolutions_match_the_stock_ones(kernel, padding, avx2):
     torch.manual_seed(0)
     layer = cpu_conv2d(128, 128, kernel, padding=padding)
     x = torch.randn(2, 128, 35, 31, requires_grad=True)  # mid-sized: not a multiple of a tile
@@ -149,7 +152,7 @@ def winograd_test_model(kind: str) -> CycleGAN | Pix2Pix:
 
 
 @pytest.mark.parametrize("kind", ["cyclegan", "pix2pix"])
-def test_winograd_keeps_the_losses(monkeypatch, kind):
+def test_winograd_keeps_the_losses(monkeypatch, kind, avx2):
     """Models whose wide convolutions take the Winograd path train as with the direct
     convolution: the same losses over 3 steps. Their networks have no norm layers: an instance
     norm after a conv cancels the conv's bias, whose gradient is then rounding noise that Adam
@@ -213,7 +216,7 @@ def test_cpu_kernels_can_be_switched_off(synth_dir, tmp_path, monkeypatch):
     assert first_conv(i2i.load(tmp_path / "run-True", device="cpu")) is torch.nn.Conv2d
 
 
-def test_larger_batches_take_the_stock_kernels_where_those_share_their_work():
+def test_larger_batches_take_the_stock_kernels_where_those_share_their_work(avx2):
     """The transposed-convolution product and Winograd pay for one image (or D's real and fake
     pair); at batch 4 the stock kernels' per-call weight work is shared and they are faster
     (benchmarks/train_speed.py), so the batch decides too."""
@@ -226,3 +229,17 @@ def test_larger_batches_take_the_stock_kernels_where_those_share_their_work():
     for n, winograd in ((1, True), (2, True), (4, False)):
         ops = graph_ops(wide(torch.randn(n, 128, 32, 32, requires_grad=True)))
         assert any("Winograd" in op for op in ops) == winograd, (n, ops)
+
+
+def test_winograd_runs_only_where_onednn_runs_avx2_code(monkeypatch):
+    """On AVX-512 CPUs oneDNN's own kernels beat Winograd (i2i.kernels.conv.CPUConv2d): the
+    wide convolution takes the stock path there; ONEDNN_MAX_CPU_ISA=AVX2 brings it back."""
+    wide, x = cpu_conv2d(128, 128, 3, 1, 1), torch.randn(1, 128, 32, 32, requires_grad=True)
+    for here, winograd in ((True, True), (False, False)):
+        monkeypatch.setattr(conv, "WINOGRAD_HERE", here)
+        assert any("Winograd" in op for op in graph_ops(wide(x))) == winograd
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert conv.vector_isa() == "AVX512" and "AVX512" not in conv.WINOGRAD_ISAS
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    assert conv.vector_isa() == "AVX2" and "AVX2" in conv.WINOGRAD_ISAS

@@ -10,6 +10,7 @@ shapes) runs the stock kernel.
 
 from __future__ import annotations
 
+import os
 from typing import cast
 
 import torch
@@ -28,6 +29,21 @@ WINOGRAD_MIN_CHANNELS = 128
 # input maps (padding included) where Winograd beats the stock kernel; see CPUConv2d
 WINOGRAD_MIN_PIXELS, WINOGRAD_MAX_PIXELS = 32 * 32, 100 * 100
 WINOGRAD_MAX_BATCH = 2  # images; more amortize the stock kernel's weight re-layout
+# CPUs where oneDNN's direct convolution is AVX2 code, which Winograd beats; its AVX-512 code
+# ran the same layers 1.7-2.0x faster and beat Winograd at every measured shape (CPUConv2d)
+WINOGRAD_ISAS = ("AVX2",)
+
+
+def vector_isa() -> str:
+    """The vector instructions oneDNN's convolutions use on this CPU: ATen's reading of it
+    (``torch.backends.cpu.get_cpu_capability()``: DEFAULT, AVX2, AVX512 ...), AVX2 where the
+    ``ONEDNN_MAX_CPU_ISA`` environment variable caps oneDNN below AVX-512."""
+    isa = torch.backends.cpu.get_cpu_capability()
+    capped = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper().startswith("AVX2")
+    return "AVX2" if isa.startswith("AVX512") and capped else isa
+
+
+WINOGRAD_HERE = vector_isa() in WINOGRAD_ISAS  # read at each call: tests switch it
 
 
 def eager_cpu_maps(x: torch.Tensor) -> bool:
@@ -108,7 +124,8 @@ class CPUConv2d(nn.Conv2d):
     1 thread: 4.6x on a 2x2 input, 1.7x on 4x4 and 8x8, 1.3x on 16x16, 0.9-1.0x on 32x32 (256
     rows, so the stock kernel); at 2 threads: 2.7x, 1.0-1.1x, 1.1-1.2x, 1.0-1.1x, 0.85x.
 
-    Winograd: oneDNN has no Winograd kernel for AVX2 CPUs. The ResNet generator's residual blocks
+    Winograd (on AVX2 CPUs, ``WINOGRAD_ISAS``): oneDNN has no Winograd kernel for them. The
+    ResNet generator's residual blocks
     (3x3, 256 channels, 64x64 maps for 256 px images) are most of CycleGAN's and CUT's FLOPs,
     and the 70 px PatchGAN's 4x4 256->512 convolution over 32x32 maps is 37% of a pix2pix step's.
     Winograd needs 4x (3x3) or 3.5x (4x4, with the cropped edge tiles) fewer multiplications,
@@ -120,7 +137,14 @@ class CPUConv2d(nn.Conv2d):
     0.9x at 26x26, 1.0-1.2x at 34x34 (the 70 px PatchGAN's at 256 px), 1.6-1.9x at 42x42 to
     66x66, 1.5x at 98x98, 1.0x at 130x130. Over a batch the stock kernel's weight re-layout is
     shared by its images: at batch 4 Winograd cost a pix2pix step 0.07 s, so it takes at most
-    ``WINOGRAD_MAX_BATCH`` images (the discriminator's real and fake at batch 1). Other layers,
+    ``WINOGRAD_MAX_BATCH`` images (the discriminator's real and fake at batch 1). On a CPU
+    with AVX-512 (a 2-core AMD EPYC), oneDNN's own kernels ran these layers 1.7-2.0x faster
+    than with oneDNN capped to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``, where Winograd won 1.0-1.7x
+    as above), and Winograd lost at every shape: 0.62-0.99x for 4x4 256->512 over 34x34 to
+    66x66 at one or two images, 0.70-0.82x for 3x3 256->256 over 66x66; whole training steps
+    at 256 px went 1.08x (pix2pix) and 1.38x (CycleGAN) faster without it
+    (``docs/bench/kernels_avx512_cpu.json``). So it runs only where oneDNN runs AVX2 code
+    (``vector_isa``). Other layers,
     CUDA (cuDNN picks its own algorithms), autocast, tracing (ONNX export) and
     ``torch.compile`` take the stock path.
     Outputs and gradients agree with the direct sum to about 1e-5 relative.
@@ -227,5 +251,6 @@ class CPUConv2d(nn.Conv2d):
             and WINOGRAD_MIN_PIXELS <= pixels <= WINOGRAD_MAX_PIXELS
             and x.shape[0] <= WINOGRAD_MAX_BATCH
             and self.stride == (1, 1)
+            and WINOGRAD_HERE
         )
         return pad[0] if fits else None
