@@ -22,9 +22,11 @@ from i2i.config import GeneratorConfig
 from i2i.errors import ConfigError
 from i2i.infer import onnx as onnx_module
 from i2i.infer import translator as translator_module
+from i2i.infer.batch import translate_files
 from i2i.infer.onnx import OnnxGenerator, export_bytes
-from i2i.infer.tiles import overview, ramp, tile_starts, translate_tiled
+from i2i.infer.tiles import Tiling, overview, ramp, tile_starts, translate_tiled
 from i2i.infer.translator import Translator, fastest_backend
+from i2i.infer.writers import ImageWriter
 from i2i.nets import build_generator
 from i2i.runs.checkpoint import resolve_checkpoint
 from i2i.train.loop import train
@@ -298,6 +300,23 @@ def test_npy_mosaics_are_memory_mapped_in_and_out(run: Path, tmp_path: Path):
         name: (tmp_path / "o" / name).stat().st_size for name in ("mosaic.npy", "mosaic.png")
     }
     assert not list((tmp_path / "o").glob(".*"))  # the mosaic's temporary file moved in place
+
+
+def test_a_killed_mosaic_leaves_no_temporary_file(run: Path, tmp_path: Path, monkeypatch):
+    np.save(tmp_path / "mosaic.npy", np.zeros((96, 96, 3), np.uint8))
+    Image.new("RGB", (32, 32)).save(tmp_path / "other.png")
+    translator, out, tiling = i2i.load(run), tmp_path / "o", Tiling(64, 16)
+
+    def killed(*args: object) -> None:  # after the mosaic is translated, before it is in place
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ImageWriter, "append_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        translate_files(translator, [tmp_path / "mosaic.npy"], out, tiling=tiling, progress=False)
+    assert len(list(out.glob(".*"))) == 1  # what the kill left
+    monkeypatch.undo()
+    translate_files(translator, [tmp_path / "other.png"], out, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["_manifest.jsonl", "other.png"]
 
 
 def test_onnx_exports_are_cached_per_checkpoint_contents(run: Path, tmp_path: Path, monkeypatch):

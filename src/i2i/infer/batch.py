@@ -43,6 +43,7 @@ from i2i.data.images import (
     pil_to_array,
 )
 from i2i.errors import BadImageError, ConfigError, DataError, InputNotFound
+from i2i.files import TEMP_SUFFIX
 from i2i.infer.resize import Resize
 from i2i.infer.tiles import Tiling, translate_tiled
 from i2i.infer.writers import ImageWriter, encode
@@ -364,7 +365,7 @@ def _translate_npy(
     array = np.load(source.location, mmap_mode="r", allow_pickle=False)
     record.height, record.width = array.shape[:2]
     target = writer.out / record.output
-    partial = target.with_name(f".{target.name}.partial.npy")
+    partial = target.with_name(f".{target.name}{TEMP_SUFFIX}")  # a killed run's is cleared
     translate_tiled(translator, array, tiling.tile, tiling.overlap, batch_size, out=partial,
                     stats=tiling.stats)  # fmt: skip
     record.bytes = partial.stat().st_size
