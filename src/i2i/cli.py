@@ -11,6 +11,7 @@ import functools
 import inspect
 import socket
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -158,6 +159,7 @@ def train_command(
     """Train a model: pix2pix on paired data, CycleGAN or CUT on unpaired data, colorization or
     DCGAN on images. Every option below sets a field of the run's config (RUN/config.yaml);
     --set reaches all."""
+    started = time.perf_counter()  # --time-limit counts from here: importing torch too
     from i2i.train.options import new_config, resume_config
 
     if resume is not None:
@@ -183,7 +185,7 @@ def train_command(
         relaunch_under_torchrun(devices)
     from i2i.train.loop import train as run_training  # torch: only once the options are valid
 
-    result = run_training(cfg, resume=resume is not None, progress=progress)
+    result = run_training(cfg, resume=resume is not None, progress=progress, started=started)
     if not result.main:
         return  # process 0 reports
     run = result.run_dir

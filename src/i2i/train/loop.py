@@ -97,11 +97,16 @@ def prepare_run_folder(run_dir: Path, cfg: RunConfig) -> None:
         ) from None
 
 
-def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainResult:
+def train(
+    cfg: RunConfig, resume: bool = False, progress: bool = True, started: float | None = None
+) -> TrainResult:
     """Train (or, with ``resume``, continue) the run ``cfg`` describes; see the module
-    docstring. Raises UserErrors (RunExistsError, ConfigError, DataError, TrainingDiverged
-    ...) whose messages say what to do."""
-    session_started = time.perf_counter()  # a time limit counts data loading too
+    docstring. ``started``: when this session began (``time.perf_counter()``; default: now),
+    from which ``--time-limit`` counts it (the command passes its own start, so imports count
+    too). Raises UserErrors (RunExistsError, ConfigError, DataError, TrainingDiverged ...)
+    whose messages say what to do."""
+    # a time limit counts start-up and data loading too
+    session_started = time.perf_counter() if started is None else started
     cfg = absolute_root(cfg)  # config.yaml records where the data is, from anywhere
     dest = cfg.train.out
     mirror = RunMirror(dest) if is_url(dest) else None  # object storage: work in a local cache
