@@ -18,7 +18,7 @@ from i2i.cli import main
 from i2i.config import ConfigError, parse_duration, to_dict
 from i2i.runs.checkpoint import load_trainer_state, resolve_checkpoint
 from i2i.train import options
-from i2i.train.budget import StopSignals, lr_fraction
+from i2i.train.budget import StopSignals, clock, lr_fraction
 from i2i.train.monitor import read_metrics
 
 from .conftest import tiny_config
@@ -31,6 +31,7 @@ def test_durations_and_the_fitted_schedule():
         parse_duration("soon")
     assert lr_fraction(0.3, 0.5) == 1.0 and lr_fraction(0.75, 0.5) == pytest.approx(0.5)
     assert lr_fraction(1.0, 0.5) == 0.0
+    assert (clock(42.4), clock(119), clock(1800)) == ("42s", "119s", "30min")  # the bar's
 
 
 def cli(*args: object) -> list[str]:

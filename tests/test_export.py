@@ -302,6 +302,44 @@ def test_npy_mosaics_are_memory_mapped_in_and_out(run: Path, tmp_path: Path):
     assert not list((tmp_path / "o").glob(".*"))  # the mosaic's temporary file moved in place
 
 
+def test_bad_npy_mosaics_are_bad_files_and_folders_hold_arrays(run: Path, tmp_path: Path):
+    """A truncated or float .npy is one bad input, named, that --skip-bad skips (it ended the
+    run with a traceback, or stopped every input); a folder's arrays are translated with
+    --tile (they were ignored), and without --tile a .npy says to add it."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)
+    np.save(folder / "good.npy", good)
+    Image.fromarray(good).save(folder / "photo.png")
+    (folder / "truncated.npy").write_bytes((folder / "good.npy").read_bytes()[:2000])
+    np.save(folder / "floats.npy", good.astype(np.float32))
+    args = ["translate", str(run), str(folder), "--tile", "32", "--overlap", "8", "--no-progress"]
+    bad = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o1")])
+    assert bad.exit_code == 1 and "Traceback" not in bad.output, bad.output
+    assert "floats.npy: float32 pixels; save the array as uint8" in bad.output
+    assert "2 of 4 inputs could not be translated; the others were written" in bad.output
+    kept = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o2"), "--skip-bad"])
+    assert kept.exit_code == 0, kept.output
+    assert "truncated.npy (skipped, --skip-bad): not a readable .npy array" in kept.output
+    records = {
+        r["output"]: r for r in map(json.loads, (tmp_path / "o2" / "_manifest.jsonl").open())
+    }
+    assert {name: r["status"] for name, r in records.items()} == {
+        "floats.npy": "failed", "good.npy": "written", "photo.png": "written",
+        "truncated.npy": "failed",
+    }  # fmt: skip
+    assert np.array_equal(np.load(tmp_path / "o2" / "good.npy"),
+                          np.asarray(Image.open(tmp_path / "o2" / "photo.png")))  # fmt: skip
+    untiled = CliRunner().invoke(app, ["translate", str(run), str(folder / "good.npy"), "--out",
+                                       str(tmp_path / "o3"), "--no-progress"])  # fmt: skip
+    assert untiled.exit_code == 1
+    assert "good.npy: .npy arrays are translated in tiles, memory-mapped; add --tile" in (
+        untiled.output
+    )
+    assert "1 of 1 inputs could not be translated;" in untiled.output
+    assert "the others were written" not in untiled.output
+
+
 def test_a_killed_mosaic_leaves_no_temporary_file(run: Path, tmp_path: Path, monkeypatch):
     np.save(tmp_path / "mosaic.npy", np.zeros((96, 96, 3), np.uint8))
     Image.new("RGB", (32, 32)).save(tmp_path / "other.png")

@@ -94,6 +94,11 @@ def test_crop_preprocessing_names_images_smaller_than_the_crop(tmp_path):
     assert code == 1 and "2.png" in output and "smaller than the 32 px crops" in output
     code, output = train(*args, "--out", tmp_path / "run2", "--skip-bad")
     assert code == 0, output
+    # every image smaller than the crop: skipping them all leaves the reason and the way out
+    code, output = train("--data", tmp_path / "data", "--preprocess", "crop", "--crop-size",
+                         "128", *SMALL, "--out", tmp_path / "run3", "--skip-bad")  # fmt: skip
+    assert code == 1 and "no usable" in output
+    assert "the first: " in output and "smaller than the 128 px crops" in output
 
 
 def test_crop_preprocessing_previews_centre_crops_the_generator_takes(tmp_path):

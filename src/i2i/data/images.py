@@ -45,16 +45,16 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name; errors if there are none."""
+def list_images(folder: str | Path, extra: tuple[str, ...] = ()) -> list[Path]:
+    """Image files directly inside ``folder`` (and files with the ``extra`` suffixes, such as
+    ``.npy``), sorted by name; DataError if there are none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: folder not found")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    wanted = IMAGE_EXTENSIONS | set(extra)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in wanted)
     if not files:
-        raise DataError(
-            f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})"
-        )
+        raise DataError(f"{folder}: no images found (looked for {', '.join(sorted(wanted))})")
     return files
 
 
@@ -376,8 +376,12 @@ def screen(items: Sequence[T], check: Callable[[T], None], skip_bad: bool, what:
     if bad:
         shown = "; ".join(str(e) for e in bad[:3])
         warnings.warn(f"skipped {len(bad)} bad {what}(s) of {len(items)}: {shown}", stacklevel=3)
-    if not good:
-        raise DataError(f"no usable {what}s left after skipping {len(bad)} bad ones")
+    if not good:  # the first reason, which is often every item's (a crop larger than all)
+        raise DataError(
+            f"no usable {what}s left after skipping {len(bad)} bad ones; the first: {bad[0]}"
+            if bad
+            else f"no {what}s to use"
+        )
     return good
 
 

@@ -103,10 +103,11 @@ class Translated(list[str]):
         self.manifest = ""  # where the manifest is
 
 
-def expand_inputs(inputs: Iterable[str | Path]) -> list[Source]:
-    """Files as given, folders as the images directly inside them, glob patterns as their
-    matches, and URLs (``s3://...``) of files, folders or patterns likewise; sorted within
-    each item. InputNotFound for an item that names nothing."""
+def expand_inputs(inputs: Iterable[str | Path], arrays: bool = False) -> list[Source]:
+    """Files as given, folders as the images directly inside them (and with ``arrays``, the
+    ``.npy`` arrays too: tiled translation takes them), glob patterns as their matches, and
+    URLs (``s3://...``) of files, folders or patterns likewise; sorted within each item.
+    InputNotFound for an item that names nothing."""
     sources: list[Source] = []
     for item in inputs:
         text = str(item)
@@ -115,7 +116,8 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Source]:
             continue
         path = Path(text)
         if path.is_dir():
-            sources += [Source(str(p), p.stem) for p in list_images(path)]
+            found = list_images(path, extra=(".npy",) if arrays else ())
+            sources += [Source(str(p), p.stem) for p in found]
         elif path.is_file():
             sources.append(Source(str(path), path.stem))
         elif any(c in text for c in GLOB_CHARS):
@@ -141,6 +143,22 @@ def _remote(url: str) -> list[Source]:
     else:
         raise InputNotFound(f"{url}: no such file or folder")
     return [Source(f"{protocol}://{p}", Path(p).stem) for p in found]
+
+
+def check_array_file(path: str) -> tuple[int, int]:
+    """A ``.npy`` mosaic's (width, height) from its header; BadImageError naming the file
+    unless it holds H x W or H x W x C (C = 1 to 4) uint8 or uint16 pixels."""
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:  # truncated, foreign, pickled objects
+        raise BadImageError(path, f"not a readable .npy array ({exc})") from None
+    if array.dtype not in (np.uint8, np.uint16):
+        raise BadImageError(
+            path, f"{array.dtype} pixels; save the array as uint8 (0..255) or uint16 (0..65535)"
+        )
+    if array.ndim not in (2, 3) or (array.ndim == 3 and not 1 <= array.shape[2] <= 4):
+        raise BadImageError(path, f"shape {array.shape}; expected H x W or H x W x C (C 1-4)")
+    return array.shape[1], array.shape[0]
 
 
 def read_source(source: Source, half: Half | None, budget: int | None) -> Picture:
@@ -185,7 +203,7 @@ def translate_files(
     the inputs of all (the CLI prints process 0's)."""
     procs = procs or Processes()
     resize = Resize.parse(resize)
-    sources = expand_inputs(inputs)[:limit]
+    sources = expand_inputs(inputs, arrays=tiling is not None)[:limit]
     repeated = sorted(stem for stem, n in Counter(s.stem for s in sources).items() if n > 1)
     if repeated:
         clash = [s.location for s in sources if s.stem == repeated[0]]
@@ -226,12 +244,22 @@ def translate_files(
                 picture: Picture | None = None
                 if name in done:
                     record.status = "skipped"
-                elif not (tiled and source.suffix == ".npy"):
-                    try:
+                    out_items.append((source, picture, record))
+                    continue
+                try:
+                    if source.suffix != ".npy":
                         picture = read_source(source, half, budget)
                         record.width, record.height = picture_size(picture)
-                    except BadImageError as exc:
-                        record.status, record.error = "failed", exc.problem
+                    elif not tiled:
+                        raise BadImageError(
+                            source.location,
+                            ".npy arrays are translated in tiles, memory-mapped; add --tile "
+                            "SIZE (e.g. --tile 512)",
+                        )
+                    else:  # memory-mapped later: checked from its header now
+                        record.width, record.height = check_array_file(source.location)
+                except BadImageError as exc:
+                    record.status, record.error = "failed", exc.problem
                 out_items.append((source, picture, record))
             return out_items
 
@@ -295,18 +323,20 @@ def translate_files(
     if failed and not skip_bad:
         # process 0 names the first failure of any process (the merged manifest has them
         # all), another process its own first, if it had one
-        count = f"{failed} of {len(sources)} inputs could not be translated"
+        count = f"{failed} of {len(sources)} inputs could not be translated" + (
+            "" if failed == len(sources) else "; the others were written"
+        )
         own = [asdict(r) for r in result.failed]
         first = next((r for r in [*merged, *own] if r["status"] == "failed"), None)
         if first is None:  # a process other than 0 whose own inputs were all fine
             raise BadImageError(result.manifest, f"{count}; process 0 names the first")
         raise BadImageError(
             first["input"],
-            f"{first['error']}; pass --skip-bad to skip such files ({count}; the others were "
-            f"written; {result.manifest} lists them)",
+            f"{first['error']}; pass --skip-bad to skip such files ({count}; "
+            f"{result.manifest} lists them)",
         )
     for record in result.failed:
-        tqdm.write(f"skipped {record.input}: {record.error}")
+        tqdm.write(f"could not translate {record.input} (skipped, --skip-bad): {record.error}")
     return result
 
 

@@ -6,8 +6,9 @@ papers is stretched or cut to end at the limit: after a few steps the step rate 
 the steps the remaining time holds are estimated (corrected at every step as the rate moves),
 and training stops with a final checkpoint when the time is up, leaving room for that
 checkpoint. The limit counts all of a run's sessions: a resumed run continues the same
-schedule with the time that is left. Data loading, sample grids, evaluations and checkpoints
-count too; only the time to start Python and import torch does not.
+schedule with the time that is left. With `i2i train`, the limit counts from the command's
+start: importing torch, data loading, sample grids, evaluations and checkpoints count too;
+only starting Python and the interpreter's exit do not.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ def lr_fraction(progress: float, constant_share: float) -> float:
     if progress <= constant_share:
         return 1.0
     return max(0.0, 1.0 - (progress - constant_share) / max(1e-9, 1.0 - constant_share))
+
+
+def clock(seconds: float) -> str:
+    """Seconds as a progress bar shows them: ``42s`` under two minutes, else ``12min``."""
+    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}min"
 
 
 class Budget:

@@ -52,7 +52,7 @@ from i2i.runs.layout import CONFIG, LATEST, WEIGHTS
 from i2i.runs.storage import RunMirror, is_url
 from i2i.train import distributed
 from i2i.train.accel import accelerate, autocast, loader_workers, to_device
-from i2i.train.budget import Budget, StopSignals, lr_fraction
+from i2i.train.budget import Budget, StopSignals, clock, lr_fraction
 from i2i.train.evaluation import TrainingEvaluator
 from i2i.train.monitor import RunMonitor, plot_loss_curves
 from i2i.train.options import absolute_root
@@ -315,7 +315,7 @@ def train(
             if budget is not None:
                 budget.observe(step)
                 bar.total = schedule_end
-                bar.set_description(f"{budget.elapsed() / 60:.0f}/{budget.limit / 60:.0f} min")
+                bar.set_description(f"{clock(budget.elapsed())}/{clock(budget.limit)}")
             bar.update(1)
             if procs.world == 1 or step % cfg.train.log_every == 0:  # the same steps everywhere
                 stopped_by = stopped_by or stop_reason(stop, budget, procs, device)
