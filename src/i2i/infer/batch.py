@@ -392,8 +392,7 @@ def _translate_npy(
         raise ConfigError(
             f"{source.location}: .npy inputs are written as .npy files; --out a folder"
         )
-    array = np.load(source.location, mmap_mode="r", allow_pickle=False)
-    record.height, record.width = array.shape[:2]
+    array = np.load(source.location, mmap_mode="r", allow_pickle=False)  # checked by read()
     target = writer.out / record.output
     partial = target.with_name(f".{target.name}{TEMP_SUFFIX}")  # a killed run's is cleared
     translate_tiled(translator, array, tiling.tile, tiling.overlap, batch_size, out=partial,
